@@ -1,0 +1,30 @@
+# The two set-up commands. Both work on a fresh machine with only Python 3.11.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+
+.PHONY: serve test
+
+# Install the serving stack (no PyTorch) and run the web app on the embedded model.
+serve: $(VENV)/.serve-installed
+	$(VENV)/bin/melascan serve --host $(HOST) --port $(PORT)
+
+# Install everything the tests need (train + dev extras, Debian chromium) and run the suite.
+test: $(VENV)/.test-installed
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	$(PY) -m pytest
+
+$(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.serve-installed: $(VENV)/bin/python pyproject.toml
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/bin/python pyproject.toml
+	$(PY) -m pip install -q -e ".[train,dev]"
+	touch $@ $(VENV)/.serve-installed
