@@ -1,0 +1,93 @@
+"""The split manifest: one row per image, shared by every stage.
+
+``manifest.csv`` columns: ``path,label,split,md5,width,height``; ``path`` is relative
+to ``summary.json["source_root"]`` next to the manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from melascan.errors import DataError
+
+LABELS = ("benign", "malignant")  # index = class id: benign 0, malignant 1
+SPLITS = ("train", "val", "test")
+COLUMNS = ("path", "label", "split", "md5", "width", "height")
+
+
+@dataclass(frozen=True)
+class Record:
+    path: str
+    label: str
+    split: str
+    md5: str
+    width: int
+    height: int
+
+    @property
+    def label_id(self) -> int:
+        return LABELS.index(self.label)
+
+
+@dataclass
+class Manifest:
+    path: Path
+    source_root: Path
+    records: list[Record]
+
+    def subset(self, split: str) -> list[Record]:
+        return [r for r in self.records if r.split == split]
+
+    def files(self, split: str) -> list[Path]:
+        return [self.source_root / r.path for r in self.subset(split)]
+
+    def label_ids(self, split: str) -> list[int]:
+        return [r.label_id for r in self.subset(split)]
+
+    def sha256(self) -> str:
+        return file_sha256(self.path)
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_manifest(path: str | Path, records: list[Record]) -> None:
+    """Write records in the given order, with ``\\n`` line endings (byte-reproducible)."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for r in records:
+            writer.writerow([r.path, r.label, r.split, r.md5, r.width, r.height])
+
+
+def read_manifest(path: str | Path, source_root: str | Path | None = None) -> Manifest:
+    """Read ``manifest.csv``; the source root comes from the sibling ``summary.json``
+    unless given."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "manifest.csv"
+    if not path.is_file():
+        raise DataError(f"manifest not found: {path} (run `melascan prepare` first)")
+    if source_root is None:
+        summary = path.with_name("summary.json")
+        if not summary.is_file():
+            raise DataError(f"{summary} is missing: cannot tell where the images are")
+        source_root = json.loads(summary.read_text())["source_root"]
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{path}: missing columns {sorted(missing)}")
+        records = []
+        for i, row in enumerate(reader, start=2):
+            if row["label"] not in LABELS or row["split"] not in SPLITS:
+                raise DataError(f"{path}:{i}: bad label or split {row['label']!r}/{row['split']!r}")
+            records.append(
+                Record(row["path"], row["label"], row["split"], row["md5"], int(row["width"]), int(row["height"]))
+            )
+    return Manifest(path=path, source_root=Path(source_root), records=records)
