@@ -1,0 +1,394 @@
+"""The one place where the web app meets the model and the lesion analysis.
+
+``run_analysis(image_bytes, filename)`` decodes an upload, classifies it with the
+embedded ONNX model (``melascan.inference.Classifier``), computes the class
+activation map, segments the lesion and measures ABCD/TDS (``melascan.lesion``),
+checks image quality, and combines everything into a risk level (``risk_assessment``,
+the rule documented below and in docs/web.md).
+
+It returns a dict: every key is JSON-safe except ``"images"``, which maps an image
+kind (``original``, ``thumbnail``, ``heatmap``, ``contour``, ...) to ``(mime, bytes)``;
+the caller stores those separately (``split_images``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from melascan.errors import ImageError, ModelError
+from melascan.imageio import load_rgb
+
+SCHEMA = "melascan.analysis/1"
+
+#: Lesion analysis and CAM run on a copy whose longer side is at most this many pixels.
+ANALYSIS_MAX_SIDE_PX = 1024
+THUMBNAIL_SIDE_PX = 256
+
+LEVELS = ("low", "moderate", "high")
+#: The level reported when image-quality problems keep the app from judging a lesion.
+UNKNOWN = "unknown"
+#: Blocking code added when the model card's status is not "trained".
+UNTRAINED = "untrained_model"
+
+#: Warnings that are shown but still let the app judge: the segmentation's own flags
+#: (the spot runs off the picture, or is small in it). Every other code, i.e. the
+#: quality codes of ``melascan.lesion.quality`` (blurry, too_dark, too_bright, no_lesion,
+#: not_dermoscopic) and any code this module does not know, blocks reassurance.
+NON_BLOCKING_WARNINGS = frozenset({"touches_border", "too_small"})
+
+#: TDS band (``melascan.lesion.tds.BANDS``) -> how many risk steps it suggests (0 = none).
+TDS_BAND_STEPS = {"benign": 0, "suspicious": 1, "melanoma": 2, "malignant": 2}
+
+
+# --- the risk rule (pure) ------------------------------------------------------------------
+
+
+def model_level(probability: float, screening: float, balanced: float) -> str:
+    """Level from the calibrated probability and the model card's two thresholds.
+
+    ``p >= balanced`` -> high; ``screening <= p < balanced`` -> moderate; else low.
+    (The screening threshold is the lower, high-sensitivity one.)
+    """
+    low_t, high_t = sorted((screening, balanced))
+    if probability >= high_t:
+        return "high"
+    if probability >= low_t:
+        return "moderate"
+    return "low"
+
+
+def risk_assessment(
+    probability: float,
+    thresholds: dict[str, float],
+    tds_band: str | None,
+    warnings: list[str],
+    model_status: str = "trained",
+) -> dict[str, Any]:
+    """The risk level shown to the user, with the reasons that produced it.
+
+    The rule:
+
+    1. The model gives a level (``model_level``): the validated part of the app.
+    2. The TDS band can raise it, never lower it, and by at most one step:
+       a ``suspicious`` band (TDS 4.75-5.45) lifts low to moderate; a ``melanoma`` band
+       (TDS > 5.45) lifts low to moderate and moderate to high.
+    3. If a blocking quality warning is present (blurry, too dark, no lesion found,
+       not a dermoscopic image ...) a *low* result becomes ``unknown`` ("cannot judge"):
+       the app never reassures about an image it cannot read. Moderate and high stay
+       (a suspicious result is never hidden) but are marked ``quality_limited``.
+    4. The same holds for a model whose card is not ``"status": "trained"`` (the
+       placeholder): its low result is ``unknown`` too (blocking code ``untrained_model``).
+    """
+    level_model = model_level(probability, thresholds["screening"], thresholds["balanced"])
+    index = LEVELS.index(level_model)
+    reasons = [f"model_{level_model}"]
+    steps = TDS_BAND_STEPS.get(tds_band or "", 0)
+    if steps:
+        raised = min(max(index, min(steps, index + 1)), len(LEVELS) - 1)
+        if raised > index:
+            reasons.append(f"tds_{tds_band}")
+        index = max(index, raised)
+    level = LEVELS[index]
+    blocking = [w for w in warnings if w not in NON_BLOCKING_WARNINGS]
+    quality_limited = bool(blocking)
+    if model_status != "trained":
+        blocking.append(UNTRAINED)
+    if blocking and level == "low":
+        level = UNKNOWN
+        reasons.append("untrained_model" if blocking == [UNTRAINED] else "quality")
+    return {
+        "level": level,
+        "model_level": level_model,
+        "tds_band": tds_band,
+        "quality_limited": quality_limited,
+        "blocking_warnings": blocking,
+        "reasons": reasons,
+        "suspicious": level in ("moderate", "high"),
+    }
+
+
+def operating_points(card: dict) -> list[dict[str, Any]]:
+    """Validated sensitivity/specificity at each threshold, as far as the card reports them.
+
+    Returns one dict per threshold: ``name``, ``threshold``, ``sensitivity``,
+    ``specificity``, their 95 % CIs (``sensitivity_ci``, ``specificity_ci``), ``n`` and
+    ``set`` (the evaluated set); the metrics are ``None`` when the card has none (an
+    untrained or unevaluated model).
+    """
+    thresholds = card["calibration"]["thresholds"]
+    metrics = card.get("metrics") or {}
+    # Prefer the held-out test set, then validation, then whatever set is reported.
+    order = sorted(metrics, key=lambda s: (0 if "test" in s else 1 if "val" in s else 2, s))
+    points = []
+    for name in ("screening", "balanced"):
+        threshold = float(thresholds[name])
+        point: dict[str, Any] = {"name": name, "threshold": threshold, "sensitivity": None,
+                                 "specificity": None, "sensitivity_ci": None,
+                                 "specificity_ci": None, "n": None, "set": None}
+        for set_name in order:
+            values = metrics[set_name]
+            block = _metrics_at(values, name, threshold) if isinstance(values, dict) else None
+            if block is not None:
+                point.update(
+                    sensitivity=float(block["sensitivity"]),
+                    specificity=float(block["specificity"]),
+                    sensitivity_ci=block.get("sensitivity_ci"),
+                    specificity_ci=block.get("specificity_ci"),
+                    n=values.get("n"),
+                    set=set_name,
+                )
+                break
+        points.append(point)
+    return points
+
+
+def _has_rates(block: Any) -> bool:
+    return isinstance(block, dict) and all(
+        isinstance(block.get(k), (int, float)) and not isinstance(block.get(k), bool)
+        for k in ("sensitivity", "specificity")
+    )
+
+
+def _metrics_at(values: dict, name: str, threshold: float, depth: int = 0) -> dict | None:
+    """The block of ``values`` with sensitivity/specificity at threshold ``name``.
+
+    Accepts the shapes an evaluation may write: a nested block under the threshold's
+    name (at any depth up to 3), flat keys ``sensitivity_<name>``, or a flat block whose
+    ``threshold`` equals the card's threshold.
+    """
+    if isinstance(values.get(name), dict) and _has_rates(values[name]):
+        return values[name]
+    flat = {k: values.get(f"{k}_{name}") for k in ("sensitivity", "specificity")}
+    if _has_rates(flat):
+        return flat
+    if depth == 0 and _has_rates(values) and isinstance(values.get("threshold"), (int, float)):
+        if abs(float(values["threshold"]) - threshold) < 1e-9:
+            return values
+    if depth < 3:
+        for child in values.values():
+            if isinstance(child, dict):
+                found = _metrics_at(child, name, threshold, depth + 1)
+                if found is not None:
+                    return found
+    return None
+
+
+# --- the components (imported lazily: other helpers own them) -----------------------------
+
+_classifier = None
+_classifier_lock = threading.Lock()
+
+
+def get_classifier(model_path: str | None = None):
+    """The process-wide classifier (loaded once per process / gunicorn worker)."""
+    global _classifier
+    with _classifier_lock:
+        if _classifier is None:
+            try:
+                from melascan.inference import Classifier
+            except ImportError as exc:
+                raise ModelError(f"the inference runtime is not installed ({exc})") from None
+            _classifier = Classifier(model_path) if model_path else Classifier.default()
+        return _classifier
+
+
+def check_model(model_path: str | None = None) -> dict:
+    """Validate the model card and file checksums without loading onnxruntime; the card."""
+    from pathlib import Path
+
+    try:
+        from melascan.inference.card import load_card, verify_files
+        from melascan.inference.classifier import default_model_dir
+    except ImportError as exc:
+        raise ModelError(f"the inference runtime is not installed ({exc})") from None
+    path = Path(model_path) if model_path else default_model_dir()
+    folder = path if path.is_dir() else path.parent
+    card = load_card(folder)
+    verify_files(card, folder)
+    return card
+
+
+def model_card(model_path: str | None = None) -> dict:
+    """The model card of the classifier the app uses."""
+    return get_classifier(model_path).card
+
+
+def _lesion_api():
+    try:
+        from melascan.lesion import analyze_lesion, assess_quality, make_overlays
+    except ImportError as exc:
+        raise ModelError(f"the lesion analysis is not installed ({exc})") from None
+    return analyze_lesion, assess_quality, make_overlays
+
+
+# --- image helpers ------------------------------------------------------------------------
+
+
+def shrink(rgb: np.ndarray, max_side_px: int) -> np.ndarray:
+    """``rgb`` scaled down (never up) so its longer side is at most ``max_side_px``."""
+    h, w = rgb.shape[:2]
+    scale = max_side_px / max(h, w)
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def encode(rgb: np.ndarray, fmt: str = "PNG", quality: int = 90) -> tuple[str, bytes]:
+    """``(mime, bytes)`` of ``rgb`` encoded as PNG or JPEG, without metadata."""
+    buf = io.BytesIO()
+    img = Image.fromarray(np.ascontiguousarray(rgb[:, :, :3]).astype(np.uint8), "RGB")
+    if fmt == "JPEG":
+        img.save(buf, "JPEG", quality=quality, optimize=True)
+        return "image/jpeg", buf.getvalue()
+    img.save(buf, "PNG", optimize=False, compress_level=6)
+    return "image/png", buf.getvalue()
+
+
+def heatmap_overlay(rgb: np.ndarray, cam: np.ndarray, max_alpha: float = 0.6) -> np.ndarray:
+    """Blend a [0, 1] CAM (any size) onto ``rgb`` with the JET colour map.
+
+    The opacity follows the map (``max_alpha * cam``): where the model found no
+    evidence the picture shows through unchanged, so the hot spots stand out.
+    """
+    h, w = rgb.shape[:2]
+    cam = np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float32)), 0.0, 1.0)
+    if cam.shape != (h, w):
+        cam = cv2.resize(cam, (w, h), interpolation=cv2.INTER_LINEAR)
+    colored = cv2.applyColorMap(np.uint8(cam * 255), cv2.COLORMAP_JET)
+    colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB).astype(np.float32)
+    alpha = (max_alpha * cam)[:, :, None]
+    return np.clip(rgb.astype(np.float32) * (1 - alpha) + colored * alpha, 0, 255).astype(np.uint8)
+
+
+def source_format(image_bytes: bytes) -> str | None:
+    """The container format Pillow sees (``JPEG``, ``PNG`` ...), read from the header only."""
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as img:
+            return img.format
+    except Exception:  # load_rgb already accepted the bytes; this is only a hint
+        return None
+
+
+def _json_safe(value: Any) -> Any:
+    """Convert numpy scalars/arrays and tuples inside ``value`` to plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+# --- the glue -----------------------------------------------------------------------------
+
+
+def decode_upload(image_bytes: bytes, filename: str) -> np.ndarray:
+    """Decode an upload with ``melascan.imageio.load_rgb``; ``ImageError`` names the file."""
+    if not image_bytes:
+        raise ImageError(f"{filename}: the file is empty (0 bytes)")
+    source = io.BytesIO(image_bytes)
+    source.name = filename
+    return load_rgb(source)
+
+
+def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = None) -> dict[str, Any]:
+    """Analyse one uploaded image; see the module docstring for the result's shape.
+
+    Raises ``ImageError`` for an unusable image and ``ModelError`` if the model or the
+    lesion analysis is unavailable. Nothing is stored here.
+    """
+    rgb = decode_upload(image_bytes, filename)
+    work = shrink(rgb, ANALYSIS_MAX_SIDE_PX)
+    clf = get_classifier(model_path)
+    analyze_lesion, assess_quality, make_overlays = _lesion_api()
+
+    prediction = clf.predict(work, with_cam=True)  # one forward pass gives both
+    cam = prediction.cam if prediction.cam is not None else clf.cam(work)
+    lesion = analyze_lesion(work)
+    quality = _quality_warnings(lesion, work, assess_quality)
+    overlays = make_overlays(work, lesion)
+
+    card = clf.card
+    thresholds = {k: float(v) for k, v in card["calibration"]["thresholds"].items()}
+    lesion_dict = _json_safe(lesion.to_dict())
+    probability = float(prediction.probability)
+    risk = risk_assessment(probability, thresholds, lesion_dict.get("tds_band"), quality,
+                           str(card.get("status")))
+
+    fmt = source_format(image_bytes)
+    images = {
+        "original": encode(rgb, "JPEG", 95) if fmt in ("JPEG", "MPO") else encode(rgb, "PNG"),
+        "thumbnail": encode(shrink(rgb, THUMBNAIL_SIDE_PX), "JPEG", 85),
+        "heatmap": encode(heatmap_overlay(work, cam)),
+    }
+    for kind, overlay in overlays.items():
+        images[kind] = encode(overlay)
+
+    return {
+        "schema": SCHEMA,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "filename": filename,
+        "image": {
+            "width": int(rgb.shape[1]),
+            "height": int(rgb.shape[0]),
+            "analysis_width": int(work.shape[1]),
+            "analysis_height": int(work.shape[0]),
+            "format": fmt,
+            "sha256": hashlib.sha256(image_bytes).hexdigest(),
+        },
+        "model": {
+            "name": card.get("name"),
+            "status": card.get("status"),
+            "warnings": list(card.get("warnings", [])),
+            "architecture": card.get("architecture"),
+            "created": card.get("created"),
+            "temperature": card["calibration"].get("temperature"),
+            "thresholds": thresholds,
+            "operating_points": operating_points(card),
+            "onnx_sha256": (card.get("files", {}).get("onnx") or {}).get("sha256"),
+        },
+        "classification": {
+            "probability": probability,
+            "labels": _json_safe(dict(prediction.labels)),
+            "logits": _json_safe(np.asarray(prediction.logits).ravel()),
+        },
+        "lesion": lesion_dict,
+        "quality": {"warnings": quality, "can_judge": not risk["quality_limited"]},
+        "risk": risk,
+        "overlays": sorted(k for k in images if k not in ("original", "thumbnail")),
+        "images": images,
+    }
+
+
+def _quality_warnings(lesion, work: np.ndarray, assess_quality) -> list[str]:
+    """Quality codes (blocking) then segmentation flags (informational), without repeats.
+
+    ``analyze_lesion`` already runs the quality checks (``lesion.quality``); only if an
+    analysis object lacks them is ``assess_quality`` called.
+    """
+    codes = getattr(lesion, "quality", None)
+    if not isinstance(codes, (list, tuple)):
+        codes = assess_quality(work)
+    segmentation = getattr(lesion, "segmentation", None)
+    flags = list(getattr(segmentation, "flags", []) or [])
+    return [str(c) for c in dict.fromkeys([*codes, *flags])]
+
+
+def split_images(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+    """``(json_part, images)``: the result without its image bytes, and the bytes."""
+    images = result.get("images", {})
+    return {k: v for k, v in result.items() if k != "images"}, images

@@ -1,0 +1,77 @@
+"""The JSON API (``/api/v1``) and its OpenAPI 3 document (``/api/openapi.json``).
+
+Same owner model as the pages: the ``melascan_owner`` cookie (keep it in a cookie jar,
+e.g. ``curl -c jar -b jar``). Errors are ``{"error": {"code", "message"}}`` with a 4xx
+status (see ``app.error_response``).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, request, url_for
+
+from melascan import __version__
+from melascan.errors import MelascanError
+from melascan.web import db
+from melascan.web.openapi import openapi_document
+from melascan.web.owner import current_owner
+from melascan.web.service import analysis_json, analyze_and_store, summary_json
+from melascan.web.uploads import read_upload
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.post("/v1/analyses")
+def create_analysis():
+    data, filename = read_upload(request)
+    lesion = None
+    lesion_id = request.form.get("lesion_id", "").strip()
+    if lesion_id:
+        lesion = db.get_lesion(current_owner(), lesion_id) or abort(404, "no such lesion in your history")
+    row = analyze_and_store(data, filename, lesion)
+    response = jsonify(analysis_json(row))
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.get_analysis", analysis_id=row.id)
+    return response
+
+
+@bp.get("/v1/analyses")
+def list_analyses():
+    rows = db.list_analyses(current_owner())
+    return jsonify({"analyses": [summary_json(r) for r in rows], "count": len(rows)})
+
+
+@bp.delete("/v1/analyses")
+def delete_all():
+    return jsonify({"deleted": db.delete_all(current_owner())})
+
+
+@bp.get("/v1/analyses/<analysis_id>")
+def get_analysis(analysis_id: str):
+    row = db.get_analysis(current_owner(), analysis_id) or abort(404, f"no analysis {analysis_id} in your history")
+    return jsonify(analysis_json(row))
+
+
+@bp.delete("/v1/analyses/<analysis_id>")
+def delete_analysis(analysis_id: str):
+    row = db.get_analysis(current_owner(), analysis_id) or abort(404, f"no analysis {analysis_id} in your history")
+    db.delete_analysis(row)
+    return "", 204
+
+
+@bp.get("/v1/health")
+def health():
+    """Whether the model loads, and its status (``trained`` / ``untrained``)."""
+    from flask import current_app
+
+    from melascan.web.analysis import model_card
+
+    try:
+        card = model_card(current_app.config["MODEL_PATH"])
+    except MelascanError as exc:
+        return jsonify({"ok": False, "version": __version__, "error": str(exc)}), 503
+    return jsonify({"ok": True, "version": __version__, "model": {"name": card.get("name"), "status": card.get("status")}})
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())

@@ -1,0 +1,230 @@
+"""The Flask application factory: configuration, blueprints, errors, headers.
+
+Configuration, later sources winning:
+1. ``DEFAULTS`` below;
+2. ``<instance>/config.py`` if present (plain ``KEY = value`` lines);
+3. environment variables ``MELASCAN_<KEY>`` (e.g. ``MELASCAN_DATABASE_URL``);
+4. the ``config`` dict given to ``create_app``.
+The instance folder is ``MELASCAN_INSTANCE_PATH`` or ``config["INSTANCE_PATH"]``,
+else Flask's default (``./instance`` next to the package, or ``<venv>/var/melascan.web-instance``).
+``SECRET_KEY``, when not configured, is generated once and kept in ``<instance>/secret_key``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from melascan import __version__
+from melascan.errors import ImageError, MelascanError, ModelError
+from melascan.web import db, owner, present
+from melascan.web.i18n import LANGUAGE_NAMES, LANGUAGES, catalog, current_language, js_strings, t
+from melascan.web.uploads import UploadError
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "MAX_CONTENT_LENGTH": 15 * 1024 * 1024,  # whole request body, bytes
+    "DATABASE_URL": None,  # None -> sqlite:///<instance>/melascan.db
+    "MODEL_PATH": None,  # None -> the embedded model (melascan/assets/model)
+    "PRELOAD_MODEL": False,  # load the model when the app is created (``melascan serve``)
+    "OWNER_COOKIE": "melascan_owner",
+    "OWNER_COOKIE_MAX_AGE": 2 * 365 * 24 * 3600,
+    "LANG_COOKIE": "melascan_lang",
+    "SAMPLES_DIR": None,  # None -> melascan/assets/samples
+}
+
+#: Content-Security-Policy: everything from this origin, nothing inline but images.
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _secret_key(instance: Path) -> str:
+    """The key in ``<instance>/secret_key``, created (mode 0600) if absent."""
+    path = instance / "secret_key"
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the MelaScan web app (see the module docstring for configuration)."""
+    config = dict(config or {})
+    instance_path = config.pop("INSTANCE_PATH", None) or os.environ.get("MELASCAN_INSTANCE_PATH")
+    app = Flask(
+        "melascan.web",
+        instance_path=str(Path(instance_path).resolve()) if instance_path else None,
+        instance_relative_config=True,
+    )
+    app.config.update(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("MELASCAN")
+    app.config.update(config)
+
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(instance)
+    if not app.config.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'melascan.db'}"
+
+    db.init_app(app)
+    owner.init_app(app)
+    _register_blueprints(app)
+    _register_error_handlers(app)
+    _register_template_helpers(app)
+    _register_headers(app)
+
+    if app.config["PRELOAD_MODEL"]:
+        from melascan.web.analysis import get_classifier
+
+        get_classifier(app.config["MODEL_PATH"])
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from melascan.web.api import bp as api_bp
+    from melascan.web.history import bp as history_bp
+    from melascan.web.pages import bp as pages_bp
+    from melascan.web.reports import bp as reports_bp
+
+    for bp in (pages_bp, api_bp, history_bp, reports_bp):
+        app.register_blueprint(bp)
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def wants_json() -> bool:
+    """API paths and clients that ask for JSON get JSON errors; browsers get a page."""
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, code: str, message: str) -> tuple[Response | str, int]:
+    """``{"error": {"code", "message"}}`` for the API, a translated page otherwise."""
+    if wants_json():
+        return jsonify({"error": {"code": code, "message": message}}), status
+    title = t(f"error.{code}.title") if f"error.{code}.title" in catalog("en") else t("error.generic.title")
+    return render_template("error.html", status=status, code=code, title=title, message=message), status
+
+
+_HTTP_CODES = {
+    400: ("bad_request", "the request could not be understood"),
+    404: ("not_found", "nothing here (or it belongs to another browser)"),
+    405: ("method_not_allowed", "this address does not accept that method"),
+    413: ("too_large", "the upload is too large"),
+    415: ("unsupported_media_type", "unsupported content type"),
+    500: ("internal_error", "something went wrong on our side; please try again"),
+}
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(UploadError)
+    def _upload_error(exc: UploadError):
+        return error_response(exc.status, exc.code, str(exc))
+
+    @app.errorhandler(ImageError)
+    def _image_error(exc: ImageError):
+        return error_response(400, "invalid_image", str(exc))
+
+    @app.errorhandler(ModelError)
+    def _model_error(exc: ModelError):
+        log.error("analysis unavailable: %s", exc)
+        return error_response(503, "model_unavailable", str(exc))
+
+    @app.errorhandler(MelascanError)
+    def _melascan_error(exc: MelascanError):
+        return error_response(400, "bad_input", str(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code, default = _HTTP_CODES.get(exc.code or 500, ("http_error", exc.name))
+        if exc.code == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
+            default = f"the upload is larger than the {limit:.0f} MB limit"
+        # A view's abort(404, "...") message wins over the generic one.
+        message = exc.description if exc.description != type(exc).description else default
+        response = app.make_response(error_response(exc.code or 500, code, message))
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "something went wrong on our side; please try again")
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+def model_status() -> dict[str, Any]:
+    """``{"status": trained|untrained|unavailable, "name", "message"}`` for banners."""
+    if "model_status" in g:
+        return g.model_status
+    from flask import current_app
+
+    from melascan.web.analysis import model_card
+
+    try:
+        card = model_card(current_app.config["MODEL_PATH"])
+        g.model_status = {"status": card.get("status"), "name": card.get("name"), "message": ""}
+    except MelascanError as exc:
+        g.model_status = {"status": "unavailable", "name": None, "message": str(exc)}
+    return g.model_status
+
+
+def _register_template_helpers(app: Flask) -> None:
+    def asset(filename: str) -> str:
+        return url_for("static", filename=filename, v=__version__)
+
+    # Functions are Jinja globals so that imported macros see them too.
+    app.jinja_env.globals.update(
+        t=t,
+        asset=asset,
+        version=__version__,
+        languages=LANGUAGES,
+        language_names=LANGUAGE_NAMES,
+        model_status=model_status,
+        js_strings=js_strings,
+        percent=present.percent,
+        in_100=present.in_100,
+        advice_key=present.advice_key,
+        number=present.number_text,
+        feature_rows=lambda lesion: present.feature_rows(lesion, t),
+        compare_rows=lambda a, b: present.compare_rows(a.result, b.result, t, a.probability, b.probability),
+    )
+
+    @app.context_processor
+    def _per_request() -> dict[str, Any]:
+        return {"lang": current_language()}
+
+
+def _register_headers(app: Flask) -> None:
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
+        if request.endpoint != "static" and "Cache-Control" not in response.headers:
+            # Pages and analyses are personal: never keep them in shared caches.
+            response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Cookie")
+        return response

@@ -1,0 +1,115 @@
+"""History pages: list, name lesions, compare over time, delete.
+
+Every lookup goes through ``db.get_*(current_owner(), ...)``: an id that belongs to
+another browser is a 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from melascan.web import db
+from melascan.web.charts import timeline_svg
+from melascan.web.i18n import t
+from melascan.web.owner import current_owner
+
+bp = Blueprint("history", __name__, url_prefix="/history")
+
+
+@bp.get("")
+def index():
+    owner = current_owner()
+    return render_template(
+        "history.html", analyses=db.list_analyses(owner), lesions=db.list_lesions(owner)
+    )
+
+
+@bp.post("/<analysis_id>/lesion")
+def assign_lesion(analysis_id: str):
+    """Put an analysis in a lesion: an existing one (``lesion_id``) or a new name (``name``).
+
+    An empty choice removes it from its lesion.
+    """
+    owner = current_owner()
+    row = db.get_analysis(owner, analysis_id) or abort(404)
+    lesion_id = request.form.get("lesion_id", "").strip()
+    name = request.form.get("name", "").strip()
+    old = row.lesion
+    if lesion_id:
+        row.lesion = db.get_lesion(owner, lesion_id) or abort(404, "no such lesion in your history")
+    elif name:
+        row.lesion = db.create_lesion(owner, name)
+    else:
+        row.lesion = None
+    db.session().flush()
+    if old is not None and old is not row.lesion:
+        db.session().refresh(old)
+        if not old.analyses:
+            db.session().delete(old)
+    db.session().commit()
+    flash(t("flash.saved_to_lesion", name=row.lesion.name) if row.lesion else t("flash.removed_from_lesion"))
+    target = request.form.get("next", "")
+    if target == "lesion" and row.lesion:
+        return redirect(url_for("history.lesion", lesion_id=row.lesion.id), code=303)
+    return redirect(url_for("pages.result", analysis_id=row.id), code=303)
+
+
+@bp.post("/<analysis_id>/delete")
+def delete(analysis_id: str):
+    row = db.get_analysis(current_owner(), analysis_id) or abort(404)
+    db.delete_analysis(row)
+    flash(t("flash.deleted_one"))
+    return redirect(url_for("history.index"), code=303)
+
+
+@bp.post("/delete-all")
+def delete_all():
+    if request.form.get("confirm") != "yes":
+        abort(400, "tick the confirmation box to delete your whole history")
+    count = db.delete_all(current_owner())
+    flash(t("flash.deleted_all", count=count))
+    return redirect(url_for("history.index"), code=303)
+
+
+@bp.get("/lesions/<lesion_id>")
+def lesion(lesion_id: str):
+    """A named lesion over time: chart, table, side-by-side of two dates, add an image."""
+    owner = current_owner()
+    item = db.get_lesion(owner, lesion_id) or abort(404)
+    analyses = list(item.analyses)
+    ids = [a.id for a in analyses]
+    left = request.args.get("a") if request.args.get("a") in ids else (ids[0] if ids else None)
+    right = request.args.get("b") if request.args.get("b") in ids else (ids[-1] if ids else None)
+    by_id = {a.id: a for a in analyses}
+    return render_template(
+        "lesion.html",
+        lesion=item,
+        analyses=analyses,
+        chart=timeline_svg(analyses),
+        left=by_id.get(left),
+        right=by_id.get(right),
+    )
+
+
+@bp.post("/lesions/<lesion_id>/rename")
+def rename_lesion(lesion_id: str):
+    item = db.get_lesion(current_owner(), lesion_id) or abort(404)
+    name = request.form.get("name", "").strip()
+    if not name:
+        abort(400, "a lesion needs a name")
+    item.name = name[:80]
+    db.session().commit()
+    return redirect(url_for("history.lesion", lesion_id=item.id), code=303)
+
+
+@bp.get("/compare")
+def compare():
+    """Two of this browser's analyses side by side: ``?a=<id>&b=<id>`` or ``?ids=<id>&ids=<id>``."""
+    owner = current_owner()
+    ids = request.args.getlist("ids") or [request.args.get("a", ""), request.args.get("b", "")]
+    ids = [i for i in ids if i]
+    if len(ids) != 2 or ids[0] == ids[1]:
+        abort(400, "choose exactly two different analyses to compare")
+    rows = [db.get_analysis(owner, i) or abort(404) for i in ids]
+    left, right = sorted(rows, key=lambda a: a.created_at)
+    return render_template("compare.html", left=left, right=right, chart=timeline_svg([left, right]))

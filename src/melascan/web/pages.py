@@ -1,0 +1,131 @@
+"""The HTML pages of the seed's flow: splash -> intro -> start -> main/samples -> result."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+
+from melascan.web import db
+from melascan.web.i18n import LANGUAGES
+from melascan.web.owner import current_owner
+from melascan.web.samples import get_sample, list_samples
+from melascan.web.service import analyze_and_store
+from melascan.web.uploads import read_upload
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def splash():
+    return render_template("splash.html")
+
+
+@bp.get("/intro")
+def intro():
+    return render_template("intro.html")
+
+
+@bp.get("/start")
+def start():
+    return render_template("start.html")
+
+
+@bp.get("/main")
+def main():
+    return render_template("main.html", lesions=db.list_lesions(current_owner()))
+
+
+@bp.get("/samples")
+def samples():
+    return render_template("samples.html", samples=list_samples())
+
+
+@bp.get("/samples/<slug>/image")
+def sample_image(slug: str):
+    sample = get_sample(slug) or abort(404)
+    return send_file(sample.path, max_age=24 * 3600)
+
+
+@bp.post("/samples/<slug>")
+def analyze_sample(slug: str):
+    """Analyse a shipped sample as if it had been uploaded, then show the result."""
+    sample = get_sample(slug) or abort(404)
+    row = analyze_and_store(sample.path.read_bytes(), sample.filename)
+    return redirect(url_for("pages.result", analysis_id=row.id), code=303)
+
+
+def _lesion_from_form() -> db.Lesion | None:
+    """The lesion chosen in an upload form (``lesion_id``), owned by this browser."""
+    lesion_id = request.form.get("lesion_id", "").strip()
+    if not lesion_id:
+        return None
+    return db.get_lesion(current_owner(), lesion_id) or abort(404, "no such lesion in your history")
+
+
+@bp.post("/analyze")
+def analyze():
+    """The form upload (works without JavaScript); the page script uses the API instead."""
+    data, filename = read_upload(request)
+    row = analyze_and_store(data, filename, _lesion_from_form())
+    return redirect(url_for("pages.result", analysis_id=row.id), code=303)
+
+
+@bp.get("/results/<analysis_id>")
+def result(analysis_id: str):
+    owner = current_owner()
+    row = db.get_analysis(owner, analysis_id) or abort(404)
+    return render_template("result.html", row=row, r=row.result, lesions=db.list_lesions(owner))
+
+
+@bp.get("/results/<analysis_id>/images/<kind>")
+def image(analysis_id: str, kind: str):
+    stored = db.get_image(current_owner(), analysis_id, kind) or abort(404)
+    response = Response(stored.data, mimetype=stored.mime)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.get("/lang/<code>")
+def set_language(code: str):
+    """The language toggle: remember the choice in a cookie and go back."""
+    if code not in LANGUAGES:
+        abort(404)
+    target = request.args.get("next") or url_for("pages.main")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        target = url_for("pages.main")  # only same-site paths: no open redirect
+    response = redirect(target)
+    response.set_cookie(
+        current_app.config["LANG_COOKIE"], code, max_age=365 * 24 * 3600, samesite="Lax",
+        secure=request.is_secure,
+    )
+    return response
+
+
+@bp.get("/manifest.webmanifest")
+def manifest():
+    response = current_app.send_static_file("manifest.webmanifest")
+    response.mimetype = "application/manifest+json"
+    return response
+
+
+@bp.get("/sw.js")
+def service_worker():
+    """Served from the root so that its scope is the whole app."""
+    response = current_app.send_static_file("js/sw.js")
+    response.mimetype = "text/javascript"
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Service-Worker-Allowed"] = "/"
+    return response
+

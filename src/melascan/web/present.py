@@ -1,0 +1,186 @@
+"""Turn a stored analysis into the words and numbers people read (pages and PDF).
+
+Pure functions over the analysis dict; the translation function is passed in so the
+same code serves the Korean and English pages and the (English) PDF.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+Translate = Callable[..., str]
+
+#: ABCD/TDS rows shown on a result, in order: (lesion key, translation key stem).
+FEATURE_ROWS = (
+    ("asymmetry", "feature.asymmetry"),
+    ("border", "feature.border"),
+    ("colors", "feature.colors"),
+    ("structures", "feature.structures"),
+    ("diameter", "feature.diameter"),
+    ("tds", "feature.tds"),
+)
+
+
+def percent(probability: float | None, digits: int = 0) -> str:
+    """``0.234`` -> ``"23%"`` (``"<1%"`` / ``">99%"`` at the ends)."""
+    if probability is None:
+        return "—"
+    value = 100.0 * float(probability)
+    if digits == 0 and 0 < value < 0.5:
+        return "<1%"
+    if digits == 0 and 99.5 <= value < 100:
+        return ">99%"
+    return f"{value:.{digits}f}%"
+
+
+def in_100(probability: float) -> int:
+    """The probability as "about N in 100" (at least 1 unless exactly 0)."""
+    n = round(100 * float(probability))
+    return max(n, 1) if probability > 0 else 0
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dict):
+        for key in ("score", "value", "count", "n"):
+            if isinstance(value.get(key), (int, float)) and not isinstance(value.get(key), bool):
+                return float(value[key])
+    if isinstance(value, (list, tuple)):
+        return float(len(value))
+    return None
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.{digits}f}"
+
+
+def color_names(lesion: dict[str, Any]) -> list[str]:
+    """The colour names the lesion analysis found (empty if it reports only a count)."""
+    for key in ("color_names", "colors_present", "colors"):
+        value = lesion.get(key)
+        if isinstance(value, (list, tuple)):
+            return [str(v) for v in value]
+        if isinstance(value, dict):
+            names = value.get("names") or value.get("present")
+            if isinstance(names, (list, tuple)):
+                return [str(v) for v in names]
+    return []
+
+
+#: Which letter of ``lesion["tds_inputs"]`` scores each feature (the numbers the TDS used).
+TDS_LETTERS = {"asymmetry": "A", "border": "B", "colors": "C", "structures": "D"}
+
+
+def feature_value(lesion: dict[str, Any], key: str) -> float | None:
+    """A feature's score: the value the TDS used if reported, else the feature itself."""
+    inputs = lesion.get("tds_inputs") or {}
+    letter = TDS_LETTERS.get(key)
+    if letter and _number(inputs.get(letter)) is not None:
+        return _number(inputs.get(letter))
+    return _number(lesion.get(key))
+
+
+def feature_rows(lesion: dict[str, Any], t: Translate) -> list[dict[str, str]]:
+    """``[{"key", "name", "value", "explain"}]`` for the ABCD(+diameter, TDS) table."""
+    rows = []
+    for key, stem in FEATURE_ROWS:
+        if key == "diameter":
+            mm = _number(lesion.get("diameter_mm"))
+            px = _number(lesion.get("diameter_px"))
+            if mm is None and px is None:
+                continue
+            value = f"{mm:.1f} mm" if mm is not None else f"{px:.0f} px"
+            explain = t(f"{stem}.explain") if mm is not None else t(f"{stem}.explain_px")
+        elif key == "tds":
+            tds = _number(lesion.get("tds"))
+            if tds is None:
+                continue
+            value = f"{tds:.2f}"
+            band = lesion.get("tds_band")
+            explain = t(f"{stem}.explain") + (f" {t('tds_band.' + band)}" if band else "")
+        elif key == "colors":
+            count = feature_value(lesion, key)
+            if count is None or lesion.get("lesion_found") is False:
+                continue
+            names = [t(f"color.{n}") for n in color_names(lesion)]
+            value = _fmt(count) + (f" ({', '.join(names)})" if names else "")
+            explain = t(f"{stem}.explain")
+        elif key == "structures":
+            number = feature_value(lesion, key)
+            if number is None:
+                continue
+            value = _fmt(number)
+            assumed = (lesion.get("tds_inputs") or {}).get("D_source", "assumed") == "assumed"
+            explain = t(f"{stem}.explain") if assumed else t(f"{stem}.explain_given")
+        else:
+            number = feature_value(lesion, key)
+            if number is None:
+                continue
+            value = _fmt(number)
+            explain = t(f"{stem}.explain")
+        rows.append({"key": key, "name": t(f"{stem}.name"), "value": value, "explain": explain})
+    return rows
+
+
+def advice_key(risk: dict[str, Any]) -> str:
+    """Translation key of the advice under the headline.
+
+    ``unknown`` has two texts: image problems (retake the photo) or, when the only
+    blocking reason is the untrained placeholder model, a model that cannot judge.
+    """
+    level = risk.get("level", "unknown")
+    if level == "unknown" and not risk.get("quality_limited") and "untrained_model" in risk.get("blocking_warnings", []):
+        return "result.advice.unknown_model"
+    return f"result.advice.{level}"
+
+
+def number_text(lesion: dict[str, Any], key: str) -> str:
+    """A lesion feature's score as a short number (``—`` when absent)."""
+    return _fmt(feature_value(lesion or {}, key))
+
+
+def compare_rows(left: dict[str, Any], right: dict[str, Any], t: Translate,
+                 left_probability: float, right_probability: float) -> list[dict[str, str]]:
+    """Rows ``{"name", "left", "right", "change", "direction"}`` for two analyses (old, new).
+
+    ``direction`` is ``up`` / ``down`` / ``same`` / ``na``; for every row here a rise
+    means more suspicious.
+    """
+    def row(name: str, a: float | None, b: float | None, fmt, change_fmt) -> dict[str, str]:
+        if a is None or b is None:
+            return {"name": name, "left": fmt(a), "right": fmt(b), "change": "—", "direction": "na"}
+        diff = b - a
+        direction = "same" if abs(diff) < 1e-9 else ("up" if diff > 0 else "down")
+        return {"name": name, "left": fmt(a), "right": fmt(b), "change": change_fmt(diff), "direction": direction}
+
+    rows = [row(t("result.probability.short"), left_probability, right_probability,
+                lambda v: percent(v) if v is not None else "—",
+                lambda d: f"{100 * d:+.0f} {t('compare.points')}")]
+    la, lb = left.get("lesion") or {}, right.get("lesion") or {}
+    for key, stem in FEATURE_ROWS:
+        if key == "diameter":
+            unit = "mm" if _number(la.get("diameter_mm")) is not None and _number(lb.get("diameter_mm")) is not None else "px"
+            a, b = _number(la.get(f"diameter_{unit}")), _number(lb.get(f"diameter_{unit}"))
+            if a is None and b is None:
+                continue
+            rows.append(row(t(f"{stem}.name") + f" ({unit})", a, b, lambda v: _fmt(v, 1), lambda d: f"{d:+.1f}"))
+            continue
+        a, b = feature_value(la, key), feature_value(lb, key)
+        if a is None and b is None:
+            continue
+        rows.append(row(t(f"{stem}.name"), a, b, _fmt, lambda d: f"{d:+.2f}".rstrip("0").rstrip(".")))
+    levels = {"left": left.get("risk", {}).get("level", "unknown"), "right": right.get("risk", {}).get("level", "unknown")}
+    order = {"low": 0, "moderate": 1, "high": 2}
+    direction = "na"
+    if levels["left"] in order and levels["right"] in order:
+        d = order[levels["right"]] - order[levels["left"]]
+        direction = "same" if d == 0 else ("up" if d > 0 else "down")
+    rows.insert(1, {"name": t("result.risk_level"), "left": t(f"level.{levels['left']}"),
+                    "right": t(f"level.{levels['right']}"), "change": {"up": "↑", "down": "↓", "same": "="}.get(direction, "—"),
+                    "direction": direction})
+    return rows

@@ -1,0 +1,161 @@
+"""The PDF report of one analysis (fpdf2): images, overlays, numbers, advice, disclaimer.
+
+The report is in English and uses fpdf2's core Helvetica font, which covers Latin-1
+only: any other character (a Korean file name, say) is replaced by ``?`` rather than
+failing, so the report works on any machine without extra fonts.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+from typing import Any
+
+from fpdf import FPDF
+from PIL import Image
+
+from melascan.web.i18n import translate
+from melascan.web.present import advice_key, feature_rows, in_100, percent
+
+_REPLACE = {"—": "-", "–": "-", "’": "'", "‘": "'", "“": '"', "”": '"', "≥": ">=", "≤": "<=", "…": "..."}
+
+
+def latin1(text: Any) -> str:
+    """``text`` made printable with the core PDF fonts (Latin-1)."""
+    text = str(text)
+    for old, new in _REPLACE.items():
+        text = text.replace(old, new)
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def _t(key: str, **values: Any) -> str:
+    return translate(key, "en", **values)
+
+
+def _jpeg(data: bytes, max_side_px: int = 800) -> io.BytesIO:
+    """A JPEG copy of an image at most ``max_side_px`` wide/high (keeps the PDF small)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img = img.convert("RGB")
+        img.thumbnail((max_side_px, max_side_px))
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=85)
+    out.seek(0)
+    return out
+
+
+class _Report(FPDF):
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font("Helvetica", "I", 8)
+        self.set_text_color(110)
+        self.cell(0, 6, latin1(f"MelaScan - {_t('pdf.footer')} - page {self.page_no()}"), align="C")
+
+
+def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: str,
+              created_at: datetime | None, lesion_name: str | None = None) -> bytes:
+    """The report as PDF bytes. ``images`` maps kind (original, contour, heatmap) to bytes."""
+    pdf = _Report(format="A4")
+    pdf.set_auto_page_break(auto=True, margin=16)
+    pdf.set_title("MelaScan analysis report")
+    pdf.set_creator("MelaScan")
+    pdf.add_page()
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+
+    def heading(text: str, size: int = 13) -> None:
+        pdf.ln(2)
+        pdf.set_font("Helvetica", "B", size)
+        pdf.set_text_color(20)
+        pdf.multi_cell(width, 7, latin1(text), new_x="LMARGIN", new_y="NEXT")
+
+    def para(text: str, size: int = 10, style: str = "", color: int | tuple = 30) -> None:
+        pdf.set_font("Helvetica", style, size)
+        pdf.set_text_color(*(color if isinstance(color, tuple) else (color,)))
+        pdf.multi_cell(width, 5, latin1(text), new_x="LMARGIN", new_y="NEXT")
+
+    risk, model = result["risk"], result["model"]
+    probability = float(result["classification"]["probability"])
+    when = (created_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+
+    pdf.set_font("Helvetica", "B", 18)
+    pdf.cell(0, 10, "MelaScan analysis report", new_x="LMARGIN", new_y="NEXT")
+    para(
+        f"{_t('pdf.analysed')}: {when:%Y-%m-%d %H:%M} UTC    {_t('pdf.generated')}: "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC    ID: {analysis_id}",
+        9, color=90,
+    )
+    para(f"{_t('pdf.file')}: {result.get('filename', '')}" + (f"    {_t('pdf.lesion')}: {lesion_name}" if lesion_name else ""), 9, color=90)
+
+    if model.get("status") == "untrained":
+        pdf.ln(2)
+        para(_t("banner.untrained"), 10, "B", (170, 0, 0))
+
+    level = risk.get("level", "unknown")
+    heading(_t(f"result.headline.{level}"), 14)
+    para(_t(advice_key(risk)))
+    if risk.get("quality_limited") and level != "unknown":
+        para(_t("result.quality_limited_suspicious"), 10, "I")
+
+    heading(_t("result.probability.title"))
+    para(_t("result.probability.sentence", pct=percent(probability), n=in_100(probability)))
+    para(f"{_t('result.risk_level')}: {_t('level.' + level)}")
+    for point in model.get("operating_points", []):
+        if point.get("sensitivity") is None:
+            continue
+        para(_t("result.uncertainty.point", name=_t("threshold." + point["name"]),
+                threshold=percent(point["threshold"]), sens=percent(point["sensitivity"]),
+                spec=percent(point["specificity"]), set=point.get("set") or ""), 9)
+    if not any(p.get("sensitivity") is not None for p in model.get("operating_points", [])):
+        para(_t("result.uncertainty.none"), 9)
+
+    shown = [k for k in ("original", "contour", "heatmap") if k in images]
+    if shown:
+        heading(_t("result.images.title"))
+        gap = 4
+        w = (width - gap * (len(shown) - 1)) / len(shown)
+        top = pdf.get_y() + 1
+        heights = []
+        for i, kind in enumerate(shown):
+            info = pdf.image(_jpeg(images[kind]), x=pdf.l_margin + i * (w + gap), y=top, w=w)
+            heights.append(float(info.rendered_height))
+        pdf.set_y(top + max(heights) + 1)
+        pdf.set_font("Helvetica", "", 8)
+        for i, kind in enumerate(shown):
+            pdf.set_x(pdf.l_margin + i * (w + gap))
+            pdf.cell(w, 5, latin1(_t(f"image.{kind}")), align="C")
+        pdf.ln(6)
+
+    rows = feature_rows(result.get("lesion") or {}, _t)
+    if rows:
+        heading(_t("result.features.title"))
+        pdf.set_font("Helvetica", "", 9)
+        pdf.set_text_color(30)
+        with pdf.table(col_widths=(30, 25, 95), text_align=("LEFT", "LEFT", "LEFT"), line_height=5) as table:
+            header = table.row()
+            for text in (_t("table.feature"), _t("table.value"), _t("table.meaning")):
+                header.cell(latin1(text))
+            for row in rows:
+                cells = table.row()
+                for text in (row["name"], row["value"], row["explain"]):
+                    cells.cell(latin1(text))
+
+    warnings = result.get("quality", {}).get("warnings", [])
+    if warnings:
+        heading(_t("result.quality.title"))
+        for code in warnings:
+            para(f"- {_t('warning.' + code) if _t('warning.' + code) != 'warning.' + code else code}", 9)
+
+    heading(_t("result.dermatologist.title"))
+    para(_t("result.dermatologist.text"), 9)
+
+    heading(_t("pdf.model"), 11)
+    thresholds = model.get("thresholds", {})
+    para(
+        f"{model.get('name')} ({model.get('architecture')}), status {model.get('status')}, "
+        f"temperature {model.get('temperature')}, thresholds screening {thresholds.get('screening')} / "
+        f"balanced {thresholds.get('balanced')}. Image {result.get('image', {}).get('width')}x"
+        f"{result.get('image', {}).get('height')} px, sha256 {str(result.get('image', {}).get('sha256'))[:16]}...",
+        8, color=90,
+    )
+    heading(_t("pdf.disclaimer.title"), 11)
+    para(_t("pdf.disclaimer.text"), 8, color=60)
+    return bytes(pdf.output())

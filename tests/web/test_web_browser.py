@@ -1,0 +1,234 @@
+"""Real-browser tests: Playwright drives Debian's Chromium against a live server.
+
+Never ``playwright install``: the browser is /usr/bin/chromium (``make test`` installs
+it with apt). Each test gets a fresh browser context, i.e. a new anonymous owner.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it with apt)"),
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, samples_dir):
+    from melascan.web import create_app
+    from melascan.web.liveserver import LiveServer
+
+    app = create_app({"INSTANCE_PATH": str(tmp_path_factory.mktemp("browser-instance")), "SAMPLES_DIR": str(samples_dir)})
+    with LiveServer(app) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport=DESKTOP, locale="en-US", base_url=server.url)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.console_errors = errors
+    yield page
+    context.close()
+
+
+def image_file(data: bytes, name: str = "spot.jpg", mime: str = "image/jpeg") -> dict:
+    return {"name": name, "mimeType": mime, "buffer": data}
+
+
+def analyse_upload(page, data: bytes, name: str = "spot.jpg") -> str:
+    """Upload through the main page's file picker; returns the analysis id."""
+    page.goto("/main")
+    page.set_input_files("#file-input-main", image_file(data, name))
+    page.click("form.js-upload .analyse-button")
+    page.wait_for_url(re.compile(r"/results/[\w-]+$"))
+    return page.url.rsplit("/", 1)[1]
+
+
+def assert_images_loaded(page, selector: str) -> None:
+    for img in page.query_selector_all(selector):
+        assert img.evaluate("el => el.complete && el.naturalWidth > 0"), img.get_attribute("src")
+
+
+def test_upload_shows_result_with_numbers_and_overlays(page, lesion_jpeg):
+    analyse_upload(page, lesion_jpeg)
+    assert re.fullmatch(r"(<1|>99|\d{1,3})%", page.inner_text("#probability-value").strip())
+    assert page.inner_text("#headline h1")
+    assert page.locator("#features tr[data-feature='tds']").count() == 1
+    assert page.locator("#images img.overlay-contour").count() == 1
+    assert page.locator("#images img.overlay-heatmap").count() == 1
+    assert_images_loaded(page, "#images > .image-grid img")
+    assert page.locator("#dermatologist").is_visible()
+    assert page.console_errors == []
+
+
+def test_drag_and_drop_upload(page, make_lesion):
+    page.goto("/main")
+    data = list(make_lesion(seed=7))
+    handle = page.evaluate_handle(
+        """bytes => { const dt = new DataTransfer();
+            dt.items.add(new File([new Uint8Array(bytes)], 'dropped.jpg', {type: 'image/jpeg'})); return dt; }""",
+        data,
+    )
+    page.dispatch_event("form.js-upload .dropzone", "drop", {"dataTransfer": handle})
+    assert page.locator("form.js-upload .file-name").inner_text() == "dropped.jpg"
+    assert page.locator("form.js-upload .preview").is_visible()
+    page.click("form.js-upload .analyse-button")
+    page.wait_for_url(re.compile(r"/results/[\w-]+$"))
+    assert "dropped.jpg" in page.text_content(".technical dd")
+
+
+def test_sample_to_result(page):
+    page.goto("/samples")
+    assert page.locator(".sample").count() == 2
+    page.locator(".sample .button").first.click()
+    page.wait_for_url(re.compile(r"/results/[\w-]+$"))
+    assert "%" in page.inner_text("#probability-value")
+    assert_images_loaded(page, "#images > .image-grid img")
+
+
+def test_save_reload_still_in_history_and_session_list(page, lesion_jpeg):
+    aid = analyse_upload(page, lesion_jpeg, "arm.jpg")
+    page.fill("#name-lesion-form input[name=name]", "Left arm")
+    page.click("#name-lesion-form button")
+    page.wait_for_url(re.compile(rf"/results/{aid}$"))
+    assert page.locator(".lesion-link", has_text="Left arm").count() == 1
+    page.goto("/history")
+    page.reload()
+    assert page.locator(f".history-item[data-analysis='{aid}']").count() == 1
+    assert page.locator("#lesions .lesion-link", has_text="Left arm").count() == 1
+    assert_images_loaded(page, ".history-thumb img")
+    # this session's results, kept in localStorage, are listed on the main page
+    page.goto("/main")
+    assert page.locator("#session-results").is_visible()
+    assert page.locator("#session-results a", has_text="arm.jpg").count() == 1
+
+
+def test_compare_two(page, lesion_jpeg, make_lesion):
+    first = analyse_upload(page, lesion_jpeg, "before.jpg")
+    second = analyse_upload(page, make_lesion(seed=4, radius=0.34), "after.jpg")
+    page.goto("/history")
+    page.check(f".history-item[data-analysis='{first}'] .compare-check")
+    page.check(f".history-item[data-analysis='{second}'] .compare-check")
+    page.click("#compare-button")
+    page.wait_for_url(re.compile(r"/history/compare\?"))
+    assert page.locator("#compare-table tbody tr").count() >= 3
+    assert page.locator(".compare-col").count() == 2
+    assert page.locator("svg.chart polyline").count() >= 1
+
+
+def test_switch_language_is_remembered(page):
+    page.goto("/intro")
+    assert page.get_attribute("html", "lang") == "en"
+    page.click(".lang-toggle a[data-lang='ko']")
+    page.wait_for_load_state()
+    assert page.get_attribute("html", "lang") == "ko"
+    assert "흑색종이란?" in page.inner_text("h1")
+    page.goto("/main")
+    assert page.get_attribute("html", "lang") == "ko" and "피부 점 분석하기" in page.inner_text("h1")
+    page.click(".lang-toggle a[data-lang='en']")
+    page.wait_for_load_state()
+    assert "Analyse a skin spot" in page.inner_text("h1")
+
+
+def test_korean_default_from_browser_language(browser, server):
+    context = browser.new_context(locale="ko-KR", base_url=server.url)
+    page = context.new_page()
+    page.goto("/start")
+    assert page.get_attribute("html", "lang") == "ko"
+    context.close()
+
+
+def test_bad_file_shows_an_error_message(page):
+    page.goto("/main")
+    # passes the browser's type check, refused by the server
+    page.set_input_files("#file-input-main", image_file(b"this is text, not a picture", "fake.jpg"))
+    page.click("form.js-upload .analyse-button")
+    error = page.locator("form.js-upload .form-error")
+    error.wait_for(state="visible")
+    assert "cannot be used as an image" in error.inner_text() and "fake.jpg" in error.inner_text()
+    assert page.url.endswith("/main")
+    # refused in the browser already
+    page.set_input_files("#file-input-main", image_file(b"hello", "notes.txt", "text/plain"))
+    assert "does not look like an image" in error.inner_text()
+    page.goto("/history")
+    assert page.locator("#history-empty").count() == 1  # nothing was stored
+
+
+def test_delete_with_confirmation(page, lesion_jpeg):
+    aid = analyse_upload(page, lesion_jpeg)
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("#actions form[data-confirm] button")
+    assert page.url.endswith(f"/results/{aid}")  # dismissed: nothing happens
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#actions form[data-confirm] button")
+    page.wait_for_url(re.compile(r"/history$"))
+    assert page.locator("#history-empty").count() == 1
+
+
+def test_phone_layout_offers_camera_and_installs(browser, server, lesion_jpeg):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, base_url=server.url)
+    page = context.new_page()
+    page.goto("/main")
+    assert page.locator("label.camera-button").first.is_visible()
+    assert page.get_attribute("#camera-input-main", "capture") == "environment"
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], "page scrolls sideways on a phone"
+    assert page.evaluate("navigator.serviceWorker.ready.then(r => !!r.active)")
+    page.set_input_files("#camera-input-main", image_file(lesion_jpeg, "camera.jpg"))
+    page.click("form.js-upload .analyse-button")
+    page.wait_for_url(re.compile(r"/results/[\w-]+$"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    context.close()
+
+
+def test_every_page_fits_a_phone_without_console_errors(browser, server, lesion_jpeg, make_lesion):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, base_url=server.url)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(f"{page.url}: {msg.text}") if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+    first = analyse_upload(page, lesion_jpeg, "a-very-long-file-name-from-a-phone-camera-20261124_101500.jpg")
+    page.fill("#name-lesion-form input[name=name]", "Right forearm, near the elbow")
+    page.click("#name-lesion-form button")
+    page.wait_for_url(re.compile(rf"/results/{first}$"))
+    lesion_url = page.get_attribute(".lesion-link", "href")
+    page.goto(lesion_url)
+    page.set_input_files("#add-image input[name=image] >> nth=0", image_file(make_lesion(seed=9), "later.jpg"))
+    page.click("#add-image .analyse-button")
+    page.wait_for_url(re.compile(r"/results/[\w-]+$"))
+    second = page.url.rsplit("/", 1)[1]
+    pages = ["/", "/intro", "/start", "/main", "/samples", "/history", lesion_url, f"/results/{first}",
+             f"/history/compare?a={first}&b={second}", "/results/does-not-exist", "/lang/ko?next=/main",
+             f"/results/{second}"]
+    for url in pages:
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{url} is {width} px wide"
+    context.close()
+    assert [e for e in errors if "404" not in e] == []

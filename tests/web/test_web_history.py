@@ -1,0 +1,139 @@
+"""Page flows: form upload, samples, result page, lesions over time, compare, delete."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from markupsafe import escape
+
+from melascan.web.i18n import translate as _translate
+
+
+def translate(key: str, lang: str) -> str:
+    """The translated text as it appears in HTML (escaped)."""
+    return str(escape(_translate(key, lang)))
+
+
+def form_upload(client, data: bytes, filename: str = "spot.jpg", **form):
+    payload = {"image": (io.BytesIO(data), filename), **form}
+    return client.post("/analyze", data=payload, content_type="multipart/form-data")
+
+
+def analysis_id(response) -> str:
+    return re.search(r"/results/([\w-]+)$", response.headers["Location"]).group(1)
+
+
+def test_form_upload_redirects_to_a_complete_result_page(client, lesion_jpeg):
+    response = form_upload(client, lesion_jpeg)
+    assert response.status_code == 303
+    aid = analysis_id(response)
+    html = client.get(f"/results/{aid}").get_data(as_text=True)
+    data = client.get(f"/api/v1/analyses/{aid}").json
+    level = data["risk"]["level"]
+    # the headline (what to do) comes first, in the words of the level
+    assert html.index('id="headline"') < html.index('id="probability"') < html.index('id="features"')
+    assert translate(f"result.headline.{level}", "en") in html
+    assert 'id="probability-value"' in html and "%" in html
+    assert translate("result.dermatologist.title", "en") in html
+    for kind in ("original", "contour", "heatmap"):
+        assert f"/results/{aid}/images/{kind}" in html
+    assert 'data-feature="tds"' in html and 'data-feature="asymmetry"' in html
+    assert f"/results/{aid}/report.pdf" in html and f"/results/{aid}/fhir.json" in html
+
+
+def test_two_form_inputs_named_image_use_the_one_with_a_file(client, lesion_jpeg):
+    payload = {"image": [(io.BytesIO(b""), ""), (io.BytesIO(lesion_jpeg), "camera.jpg")]}
+    response = client.post("/analyze", data=payload, content_type="multipart/form-data")
+    assert response.status_code == 303
+
+
+def test_sample_analysis(client):
+    response = client.post("/samples/synthetic_malignant")
+    assert response.status_code == 303
+    data = client.get(f"/api/v1/analyses/{analysis_id(response)}").json
+    assert data["filename"] == "synthetic_malignant.jpg"
+
+
+def test_suspicious_and_benign_variants_render(app, client, lesion_jpeg):
+    """Both of the seed's result variants: risk guidance first, or features first."""
+    from melascan.web import db
+
+    aid = analysis_id(form_upload(client, lesion_jpeg))
+    for level, probability in (("high", 0.9), ("moderate", 0.3), ("low", 0.02), ("unknown", 0.02)):
+        with app.app_context():
+            row = db.session().get(db.Analysis, aid)
+            result = dict(row.result)
+            result["risk"] = {**result["risk"], "level": level, "suspicious": level in ("high", "moderate"),
+                              "quality_limited": level == "unknown",
+                              "blocking_warnings": ["blurry"] if level == "unknown" else []}
+            result["classification"] = {**result["classification"], "probability": probability}
+            row.result = result
+            db.session().commit()
+        html = client.get(f"/results/{aid}").get_data(as_text=True)
+        assert f'data-level="{level}"' in html
+        assert translate(f"result.headline.{level}", "en") in html
+        assert translate(f"result.advice.{level}", "en") in html
+        if level == "unknown":
+            assert translate("warning.blurry", "en") in html
+        assert translate("result.dermatologist.text", "en") in html
+
+
+def test_name_a_lesion_add_a_later_image_and_compare(client, lesion_jpeg, make_lesion):
+    first = analysis_id(form_upload(client, lesion_jpeg, "left-shoulder-jan.jpg"))
+    response = client.post(f"/history/{first}/lesion", data={"name": "Left shoulder"})
+    assert response.status_code == 303
+    data = client.get(f"/api/v1/analyses/{first}").json
+    lesion_id = data["tracked_lesion"]["id"]
+    assert data["tracked_lesion"]["name"] == "Left shoulder"
+
+    # a later image of the same lesion, through the lesion page's form
+    second = analysis_id(form_upload(client, make_lesion(seed=5, radius=0.33), "left-shoulder-jun.jpg",
+                                     lesion_id=lesion_id))
+    assert client.get(f"/api/v1/analyses/{second}").json["tracked_lesion"]["id"] == lesion_id
+
+    page = client.get(f"/history/lesions/{lesion_id}").get_data(as_text=True)
+    assert "Left shoulder" in page and '<svg class="chart"' in page
+    assert page.count("<polyline") >= 1 and 'id="side-by-side"' in page
+    assert f'data-analysis="{first}"' in page and f'data-analysis="{second}"' in page
+
+    compare = client.get("/history/compare", query_string={"ids": [second, first]})
+    assert compare.status_code == 200
+    html = compare.get_data(as_text=True)
+    assert 'id="compare-table"' in html and "TDS" in html
+    assert html.index(f'data-analysis="{first}"') < html.index(f'data-analysis="{second}"')  # oldest left
+    assert client.get("/history/compare", query_string={"ids": [first]}).status_code == 400
+
+    history = client.get("/history").get_data(as_text=True)
+    assert "Left shoulder" in history and "left-shoulder-jan.jpg" in history
+    assert f"/results/{first}/images/thumbnail" in history
+
+    renamed = client.post(f"/history/lesions/{lesion_id}/rename", data={"name": "Shoulder (left)"})
+    assert renamed.status_code == 303
+    assert "Shoulder (left)" in client.get(f"/history/lesions/{lesion_id}").get_data(as_text=True)
+
+    # moving to another lesion and removing from a lesion
+    client.post(f"/history/{second}/lesion", data={"name": "Other"})
+    assert client.get(f"/api/v1/analyses/{second}").json["tracked_lesion"]["name"] == "Other"
+    client.post(f"/history/{second}/lesion", data={})
+    assert client.get(f"/api/v1/analyses/{second}").json["tracked_lesion"] is None
+    assert 'class="lesion-link">Other<' not in client.get("/history").get_data(as_text=True)  # empty lesion removed
+
+
+def test_delete_one_and_all_through_the_pages(client, lesion_jpeg):
+    first = analysis_id(form_upload(client, lesion_jpeg))
+    second = analysis_id(form_upload(client, lesion_jpeg))
+    assert client.post(f"/history/{first}/delete").status_code == 303
+    assert client.get(f"/results/{first}").status_code == 404
+    assert client.post("/history/delete-all").status_code == 400  # needs the confirmation box
+    assert client.get(f"/results/{second}").status_code == 200
+    assert client.post("/history/delete-all", data={"confirm": "yes"}).status_code == 303
+    assert client.get(f"/results/{second}").status_code == 404
+    assert 'id="history-empty"' in client.get("/history").get_data(as_text=True)
+
+
+def test_history_is_in_korean_too(client, lesion_jpeg):
+    aid = analysis_id(form_upload(client, lesion_jpeg))
+    client.get("/lang/ko")
+    html = client.get(f"/results/{aid}").get_data(as_text=True)
+    assert '<html lang="ko">' in html and "피부과 전문의를 찾아야 할 때" in html

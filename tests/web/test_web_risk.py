@@ -1,0 +1,137 @@
+"""The risk rule, the model-card metric lookup and the presentation helpers (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from melascan.web.analysis import model_level, operating_points, risk_assessment
+from melascan.web.i18n import translate
+from melascan.web.present import compare_rows, feature_rows, in_100, percent
+
+THRESHOLDS = {"screening": 0.2, "balanced": 0.5}
+
+
+def en(key, **values):
+    return translate(key, "en", **values)
+
+
+@pytest.mark.parametrize(
+    "p, expected",
+    [(0.0, "low"), (0.199, "low"), (0.2, "moderate"), (0.49, "moderate"), (0.5, "high"), (1.0, "high")],
+)
+def test_model_level_uses_both_thresholds(p, expected):
+    assert model_level(p, 0.2, 0.5) == expected
+
+
+def test_model_level_with_equal_thresholds_has_no_moderate_band():
+    assert model_level(0.49, 0.5, 0.5) == "low"
+    assert model_level(0.5, 0.5, 0.5) == "high"
+
+
+@pytest.mark.parametrize(
+    "p, band, expected",
+    [
+        (0.1, "benign", "low"),
+        (0.1, "suspicious", "moderate"),
+        (0.1, "melanoma", "moderate"),  # at most one step up
+        (0.3, "suspicious", "moderate"),
+        (0.3, "melanoma", "high"),
+        (0.9, "benign", "high"),  # TDS never lowers the model's level
+        (0.3, None, "moderate"),
+    ],
+)
+def test_tds_band_raises_by_at_most_one_step_and_never_lowers(p, band, expected):
+    assert risk_assessment(p, THRESHOLDS, band, [])["level"] == expected
+
+
+def test_blocking_warning_turns_low_into_cannot_judge():
+    risk = risk_assessment(0.05, THRESHOLDS, "benign", ["blurry"])
+    assert risk["level"] == "unknown"
+    assert risk["quality_limited"] and risk["blocking_warnings"] == ["blurry"]
+    assert not risk["suspicious"]
+
+
+def test_blocking_warning_never_hides_a_suspicious_result():
+    risk = risk_assessment(0.8, THRESHOLDS, None, ["too_dark"])
+    assert risk["level"] == "high" and risk["quality_limited"] and risk["suspicious"]
+
+
+def test_non_blocking_and_unknown_warnings():
+    assert risk_assessment(0.05, THRESHOLDS, None, ["touches_border"])["level"] == "low"
+    # a code the app does not know is treated as blocking: when in doubt, do not reassure
+    assert risk_assessment(0.05, THRESHOLDS, None, ["some_new_flag"])["level"] == "unknown"
+
+
+def test_operating_points_without_metrics():
+    card = {"calibration": {"thresholds": THRESHOLDS}, "metrics": {}}
+    points = operating_points(card)
+    assert [p["name"] for p in points] == ["screening", "balanced"]
+    assert all(p["sensitivity"] is None for p in points)
+
+
+def test_operating_points_read_nested_and_flat_metric_shapes():
+    card = {
+        "calibration": {"thresholds": THRESHOLDS},
+        "metrics": {
+            "val": {"thresholds": {"screening": {"sensitivity": 0.8, "specificity": 0.5}}},
+            "test": {
+                "n": 1000,
+                "screening": {"sensitivity": 0.95, "specificity": 0.6, "sensitivity_ci": [0.9, 0.98]},
+                "sensitivity_balanced": 0.85,
+                "specificity_balanced": 0.9,
+            },
+        },
+    }
+    screening, balanced = operating_points(card)
+    assert (screening["sensitivity"], screening["specificity"], screening["set"]) == (0.95, 0.6, "test")
+    assert screening["sensitivity_ci"] == [0.9, 0.98] and screening["n"] == 1000
+    assert (balanced["sensitivity"], balanced["specificity"]) == (0.85, 0.9)
+
+
+def test_operating_point_matched_by_threshold_value():
+    card = {"calibration": {"thresholds": THRESHOLDS},
+            "metrics": {"test": {"threshold": 0.5, "sensitivity": 0.7, "specificity": 0.8}}}
+    screening, balanced = operating_points(card)
+    assert screening["sensitivity"] is None
+    assert balanced["sensitivity"] == 0.7
+
+
+def test_percent_and_in_100():
+    assert percent(0.234) == "23%"
+    assert percent(0.001) == "<1%"
+    assert percent(0.999) == ">99%"
+    assert percent(1.0) == "100%"
+    assert percent(None) == "—"
+    assert in_100(0.234) == 23 and in_100(0.001) == 1 and in_100(0.0) == 0
+
+
+def test_feature_rows_explain_every_value():
+    lesion = {"asymmetry": 1, "border": 3, "colors": 4, "color_names": ["black", "dark_brown"],
+              "structures": 2, "diameter_px": 120.4, "diameter_mm": None, "tds": 4.8, "tds_band": "suspicious"}
+    rows = {r["key"]: r for r in feature_rows(lesion, en)}
+    assert set(rows) == {"asymmetry", "border", "colors", "structures", "diameter", "tds"}
+    assert rows["colors"]["value"] == "4 (black, dark brown)"
+    assert rows["diameter"]["value"] == "120 px"
+    assert "4.75" in rows["tds"]["explain"]
+    assert all(r["explain"] and not r["explain"].startswith("feature.") for r in rows.values())
+
+
+def test_feature_rows_empty_when_no_lesion():
+    assert feature_rows({}, en) == []
+
+
+def test_compare_rows_direction():
+    old = {"lesion": {"asymmetry": 0, "tds": 3.0}, "risk": {"level": "low"}}
+    new = {"lesion": {"asymmetry": 2, "tds": 5.9}, "risk": {"level": "high"}}
+    rows = compare_rows(old, new, en, 0.1, 0.6)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name[en("result.probability.short")]["change"] == "+50 points"
+    assert by_name[en("result.risk_level")]["direction"] == "up"
+    assert by_name[en("feature.tds.name")]["direction"] == "up"
+
+
+def test_untrained_model_never_reassures():
+    risk = risk_assessment(0.05, THRESHOLDS, "benign", [], model_status="untrained")
+    assert risk["level"] == "unknown" and risk["blocking_warnings"] == ["untrained_model"]
+    assert risk["reasons"][-1] == "untrained_model"
+    assert risk_assessment(0.9, THRESHOLDS, None, [], model_status="untrained")["level"] == "high"

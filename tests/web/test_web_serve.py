@@ -1,0 +1,60 @@
+"""``melascan serve``: gunicorn (production) and Flask's dev server, for real."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from melascan.cli import main
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--host", "--port", "--workers", "--dev"):
+        assert option in out
+
+
+@pytest.mark.parametrize("mode", ["gunicorn", "dev"])
+def test_serve_starts_and_answers(tmp_path, mode):
+    port = free_port()
+    cmd = [sys.executable, "-m", "melascan.cli", "serve", "--port", str(port), "--instance", str(tmp_path / "inst")]
+    cmd += ["--dev"] if mode == "dev" else ["--workers", "1", "--threads", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                health = requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5)
+                break
+            except requests.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"server did not start: {proc.stdout.read().decode(errors='replace')[-2000:]}")
+                time.sleep(0.3)
+        assert health.status_code == 200 and health.json()["ok"] is True
+        page = requests.get(f"http://127.0.0.1:{port}/main", timeout=10)
+        assert page.status_code == 200 and "melascan_owner" in page.cookies
+        assert (tmp_path / "inst" / "melascan.db").is_file() and (tmp_path / "inst" / "secret_key").is_file()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
