@@ -1,0 +1,155 @@
+"""Temperature scaling and decision thresholds, fitted on the validation split.
+
+A model outputs two logits (benign, malignant). The calibrated probability is
+``P(malignant) = softmax(logits / T)[:, 1]`` with one temperature ``T > 0`` chosen
+to minimise the negative log-likelihood on validation (Guo et al., 2017). ``T``
+rescales confidence but never changes the ranking, so AUC is unchanged.
+
+Two thresholds are then chosen on the *calibrated* validation probabilities
+(a case is called malignant when ``probability >= threshold``):
+
+- ``balanced``: maximises Youden's J = sensitivity + specificity - 1 (i.e. balanced
+  accuracy), which does not depend on the class ratio of the validation split;
+- ``screening``: the highest threshold whose validation sensitivity is >= 95 %
+  (missing a melanoma costs more than an extra biopsy).
+
+Both are stored with the run in ``calibration.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+from sklearn.metrics import roc_curve
+
+from melascan.evaluation import metrics as M
+
+#: Sensitivity the screening threshold must keep on validation.
+SCREENING_SENSITIVITY = 0.95
+#: Search range for T (log-space bounded search).
+T_MIN, T_MAX = 0.05, 20.0
+
+BALANCED_RULE = "maximises Youden's J = sensitivity + specificity - 1 on validation (highest threshold on ties)"
+SCREENING_RULE = "highest threshold with validation sensitivity >= {:.0%}"
+
+
+def _logits(logits) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] != 2:
+        raise ValueError(f"expected logits of shape (N, 2), got {z.shape}")
+    return z
+
+
+def probability(logits, temperature: float = 1.0) -> np.ndarray:
+    """P(malignant) = ``softmax(logits / temperature)[:, 1]`` for ``(N, 2)`` logits."""
+    return softmax(_logits(logits) / float(temperature), axis=1)[:, 1]
+
+
+def nll(logits, y_true, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the labels under ``softmax(logits / T)``."""
+    z = _logits(logits)
+    y = np.asarray(y_true).astype(int)
+    return float(-np.mean(log_softmax(z / float(temperature), axis=1)[np.arange(y.size), y]))
+
+
+def fit_temperature(logits, y_true) -> float:
+    """The temperature in [``T_MIN``, ``T_MAX``] that minimises validation NLL
+    (bounded 1-D search over log T)."""
+    z = _logits(logits)
+    y = np.asarray(y_true).astype(int)
+    if z.shape[0] != y.size or y.size == 0:
+        raise ValueError("logits and labels must be non-empty and of the same length")
+    res = minimize_scalar(
+        lambda log_t: nll(z, y, np.exp(log_t)),
+        bounds=(np.log(T_MIN), np.log(T_MAX)),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    return float(np.exp(res.x))
+
+
+def balanced_threshold(y_true, prob) -> float:
+    """The threshold maximising Youden's J on these data (highest threshold on ties)."""
+    y, p = M.check_inputs(y_true, prob)
+    if not M.has_both_classes(y):
+        raise ValueError("the balanced threshold needs both classes")
+    fpr, tpr, thr = roc_curve(y, p, drop_intermediate=False)
+    j = tpr - fpr
+    j[np.isinf(thr)] = -np.inf  # never "call nothing malignant"
+    return float(thr[int(np.argmax(j))])
+
+
+def screening_threshold(y_true, prob, min_sensitivity: float = SCREENING_SENSITIVITY) -> float:
+    """The highest threshold that keeps sensitivity >= ``min_sensitivity`` on these data.
+
+    This is the probability of the malignant case ranked at the
+    ``ceil(min_sensitivity * n_malignant)``-th highest place.
+    """
+    y, p = M.check_inputs(y_true, prob)
+    pos = np.sort(p[y == 1])[::-1]
+    if pos.size == 0:
+        raise ValueError("the screening threshold needs malignant cases")
+    k = int(np.ceil(min_sensitivity * pos.size - 1e-9))  # how many must be caught
+    return float(pos[max(k, 1) - 1])
+
+
+def fit_calibration(val_logits, val_labels, *, min_sensitivity: float = SCREENING_SENSITIVITY) -> dict:
+    """Fit ``T`` and both thresholds on validation; returns the ``calibration.json`` dict,
+    including validation metrics before/after scaling and at each threshold."""
+    y = np.asarray(val_labels).astype(int)
+    t = fit_temperature(val_logits, y)
+    p_raw, p_cal = probability(val_logits, 1.0), probability(val_logits, t)
+    thresholds = {"balanced": balanced_threshold(y, p_cal), "screening": screening_threshold(y, p_cal, min_sensitivity)}
+
+    def at(thr: float) -> dict:
+        m = M.threshold_metrics(y, p_cal, thr, n_bootstrap=0)
+        return {k: m[k] for k in ("sensitivity", "specificity", "precision", "f1")}
+
+    return {
+        "temperature": t,
+        "thresholds": thresholds,
+        "rules": {
+            "temperature": f"minimises validation NLL of softmax(logits / T), T in [{T_MIN}, {T_MAX}]",
+            "balanced": BALANCED_RULE,
+            "screening": SCREENING_RULE.format(min_sensitivity),
+            "decision": "malignant when calibrated probability >= threshold",
+        },
+        "validation": {
+            "n": int(y.size),
+            "n_malignant": int(y.sum()),
+            "nll_before": nll(val_logits, y, 1.0),
+            "nll_after": nll(val_logits, y, t),
+            "ece_before": M.expected_calibration_error(y, p_raw),
+            "ece_after": M.expected_calibration_error(y, p_cal),
+            "brier_before": M.brier(y, p_raw),
+            "brier_after": M.brier(y, p_cal),
+            "at_threshold": {name: at(thr) for name, thr in thresholds.items()},
+        },
+    }
+
+
+def save_calibration(path: str | Path, calibration: dict) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(calibration, indent=2) + "\n")
+    return path
+
+
+def load_calibration(path: str | Path) -> dict:
+    """Read ``calibration.json`` (at least ``temperature`` and ``thresholds``)."""
+    from melascan.errors import DataError
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "calibration.json"
+    try:
+        cal = json.loads(path.read_text())
+        float(cal["temperature"]), float(cal["thresholds"]["balanced"]), float(cal["thresholds"]["screening"])
+    except FileNotFoundError:
+        raise DataError(f"{path} not found: run `melascan evaluate` on the run first") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not a valid calibration file ({exc})") from None
+    return cal

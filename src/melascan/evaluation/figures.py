@@ -1,0 +1,171 @@
+"""Evaluation figures as PNG files (matplotlib's Agg backend: headless, no pyplot state).
+
+Every function draws one figure, writes it to ``out_path`` and returns the path.
+Operating points are given as ``{"name": threshold}`` on P(malignant).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless, before anything draws
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    ConfusionMatrixDisplay,
+    PrecisionRecallDisplay,
+    RocCurveDisplay,
+)
+
+from melascan.evaluation import metrics as M  # noqa: E402
+
+DPI = 110
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _save(fig: Figure, out_path: str | Path) -> Path:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=DPI)
+    return out_path
+
+
+def read_history(path: str | Path) -> dict[str, np.ndarray]:
+    """``history.csv`` -> ``{column: float array}`` (empty cells become NaN)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return {}
+
+    def num(v: str) -> float:
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    return {col: np.array([num(r[col]) for r in rows]) for col in rows[0]}
+
+
+def plot_training_curves(
+    history: dict[str, np.ndarray],
+    out_path: str | Path,
+    *,
+    best_epoch: int | None = None,
+    stopped_epoch: int | None = None,
+) -> Path:
+    """Loss, accuracy and F1 per epoch for train and validation (val AUC with F1),
+    with the best (checkpointed) epoch and the early-stopping epoch marked."""
+    fig = Figure(figsize=(12, 3.6))
+    axes = fig.subplots(1, 3)
+    epoch = history.get("epoch", np.arange(1, len(next(iter(history.values()), [])) + 1))
+    panels = (("loss", "Loss"), ("acc", "Accuracy"), ("f1", "F1 (malignant)"))
+    for ax, (key, title) in zip(axes, panels):
+        for split, style in (("train", "-"), ("val", "--")):
+            col = f"{split}_{key}"
+            if col in history:
+                ax.plot(epoch, history[col], style, marker=".", label=split)
+        if key == "f1" and "val_auc" in history:
+            ax.plot(epoch, history["val_auc"], ":", marker=".", label="val AUC")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="tab:green", lw=1, label=f"best epoch {best_epoch}")
+        if stopped_epoch is not None and stopped_epoch != best_epoch:
+            ax.axvline(stopped_epoch, color="tab:red", lw=1, ls=":", label=f"stopped {stopped_epoch}")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, out_path)
+
+
+def plot_confusion_matrix(y_true, prob, threshold: float, out_path: str | Path, *, title: str = "") -> Path:
+    """Confusion matrix (counts) of the decisions ``prob >= threshold``."""
+    fig = Figure(figsize=(4.2, 3.8))
+    ax = fig.subplots()
+    ConfusionMatrixDisplay.from_predictions(
+        np.asarray(y_true).astype(int),
+        M.predict_labels(prob, threshold),
+        labels=[0, 1],
+        display_labels=["benign", "malignant"],
+        cmap="Blues",
+        colorbar=False,
+        values_format="d",
+        ax=ax,
+    )
+    ax.set_title(title or f"threshold {threshold:.3f}")
+    return _save(fig, out_path)
+
+
+def _operating_points(y, prob, operating_points: dict[str, float]) -> list[tuple[str, float, dict]]:
+    return [
+        (name, thr, M.threshold_metrics(y, prob, thr, n_bootstrap=0)) for name, thr in operating_points.items()
+    ]
+
+
+def plot_roc(y_true, prob, out_path: str | Path, *, operating_points: dict[str, float] | None = None) -> Path:
+    """ROC curve with its AUC and the operating points marked."""
+    y, p = M.check_inputs(y_true, prob)
+    fig = Figure(figsize=(4.8, 4.6))
+    ax = fig.subplots()
+    RocCurveDisplay.from_predictions(y, p, name="model", ax=ax, plot_chance_level=True)
+    for (name, thr, m), marker in zip(_operating_points(y, p, operating_points or {}), _MARKERS):
+        ax.plot(1 - m["specificity"], m["sensitivity"], marker, ms=8, label=f"{name} (t={thr:.3f})")
+    ax.set_xlabel("1 - specificity")
+    ax.set_ylabel("sensitivity")
+    ax.set_title("ROC")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, out_path)
+
+
+def plot_pr(y_true, prob, out_path: str | Path, *, operating_points: dict[str, float] | None = None) -> Path:
+    """Precision-recall curve with average precision and the operating points marked."""
+    y, p = M.check_inputs(y_true, prob)
+    fig = Figure(figsize=(4.8, 4.6))
+    ax = fig.subplots()
+    PrecisionRecallDisplay.from_predictions(y, p, name="model", ax=ax, plot_chance_level=True)
+    for (name, thr, m), marker in zip(_operating_points(y, p, operating_points or {}), _MARKERS):
+        ax.plot(m["sensitivity"], m["precision"], marker, ms=8, label=f"{name} (t={thr:.3f})")
+    ax.set_xlabel("recall (sensitivity)")
+    ax.set_ylabel("precision")
+    ax.set_title("Precision-recall")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    return _save(fig, out_path)
+
+
+def plot_reliability(
+    y_true,
+    prob_before,
+    prob_after,
+    out_path: str | Path,
+    *,
+    n_bins: int = M.ECE_BINS,
+    temperature: float | None = None,
+) -> Path:
+    """Observed malignant fraction vs mean predicted probability in ``n_bins`` equal-width
+    bins, before and after temperature scaling, with ECE in the legend and a histogram
+    of the calibrated probabilities below."""
+    y = np.asarray(y_true).astype(int)
+    fig = Figure(figsize=(5.0, 5.6))
+    ax, hist = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], ":", color="gray", label="perfect")
+    after = "after" if temperature is None else f"after (T={temperature:.2f})"
+    for p, label, marker in ((prob_before, "before", "s"), (prob_after, after, "o")):
+        frac, mean = calibration_curve(y, p, n_bins=n_bins, strategy="uniform")
+        ece = M.expected_calibration_error(y, p, n_bins)
+        ax.plot(mean, frac, marker=marker, label=f"{label}, ECE {ece:.4f}")
+    ax.set_ylabel("observed malignant fraction")
+    ax.set_title("Reliability")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    hist.hist(np.asarray(prob_after, float), bins=n_bins, range=(0, 1), color="tab:orange")
+    hist.set_xlabel("predicted P(malignant)")
+    hist.set_ylabel("count")
+    return _save(fig, out_path)
