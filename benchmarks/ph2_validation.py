@@ -1,0 +1,574 @@
+"""Validate melascan.lesion against the PH2 experts.
+
+READS /work/shared/data/ph2 (override with --ph2): 100 dermoscopy images
+``images/*.png``, the experts' lesion masks ``masks/*.png`` and ``labels.csv``
+(diagnosis, asymmetry 0/1/2, six colour columns). Also READS a seeded sample of
+/work/shared/data/melanoma-10k/test (``--m10k``, labels only, never used for tuning)
+as an out-of-sample check. Never used by the tests.
+
+Measures, with the shipped ``DEFAULT_CONFIG``:
+
+* segmentation Dice and Jaccard against the expert masks (mean, median, share of
+  images with Jaccard < 0.65);
+* A against the experts' asymmetry: weighted Cohen's kappa (sklearn, linear and
+  quadratic weights) and the confusion matrix;
+* C against the experts' six colour columns: per-colour precision/recall/F1, macro F1;
+* the TDS band against the diagnosis (common nevus / atypical nevus / melanoma);
+* B: how well the border score separates melanoma from nevi (AUC), since PH2 has no
+  expert border score;
+* ``no_lesion``: skin-only crops cut from PH2 images away from the expert mask must
+  be flagged, not segmented;
+* out of sample: TDS band and colours on melanoma-10k test images vs. their
+  benign/malignant label.
+
+Several thresholds in ``LesionConfig`` were chosen on these same 100 images, so the
+script also reports an honest two-fold cross-validated number for each tuned group:
+the images are split into two halves (even / odd rows of labels.csv), the threshold
+is chosen by grid search on one half and scored on the other, and vice versa.
+
+Writes the tables into docs/lesion.md between the ``<!-- ph2:begin -->`` and
+``<!-- ph2:end -->`` markers (``--no-write`` to only print them).
+
+    .venv/bin/python benchmarks/ph2_validation.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import platform
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+from melascan.imageio import load_rgb
+from melascan.lesion import DEFAULT_CONFIG, LesionConfig, analyze_lesion
+from melascan.lesion.colors import COLOR_NAMES, classify_pixels, skin_reference
+from melascan.lesion.preprocessing import field_of_view_mask, remove_hair, to_work_size
+from melascan.lesion.segmentation import rgb_to_lab, ring, segment_work, upscale_mask
+
+ROOT = Path(__file__).resolve().parents[1]
+DIAGNOSES = ("common_nevus", "atypical_nevus", "melanoma")
+BANDS = ("benign", "suspicious", "melanoma")
+
+
+@dataclass
+class Case:
+    name: str
+    rgb: np.ndarray
+    expert_mask: np.ndarray
+    labels: dict
+
+
+def load_ph2(root: Path) -> list[Case]:
+    rows = list(csv.DictReader(open(root / "labels.csv", newline="")))
+    cases = []
+    for row in rows:
+        rgb = load_rgb(root / "images" / f"{row['image']}.png")
+        mask = cv2.imread(str(root / "masks" / f"{row['image']}.png"), cv2.IMREAD_GRAYSCALE) > 0
+        cases.append(Case(row["image"], rgb, mask, row))
+    return cases
+
+
+def dice_jaccard(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    inter = float((pred & truth).sum())
+    total = float(pred.sum() + truth.sum())
+    union = float((pred | truth).sum())
+    return (2 * inter / total if total else 1.0), (inter / union if union else 1.0)
+
+
+def halves(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Two folds: (tune on even rows, score odd rows) and the reverse."""
+    even, odd = np.arange(0, n, 2), np.arange(1, n, 2)
+    return [(even, odd), (odd, even)]
+
+
+def f1(y: np.ndarray, p: np.ndarray) -> float:
+    tp, fp, fn = int((y & p).sum()), int((~y & p).sum()), int((y & ~p).sum())
+    return 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 1.0
+
+
+# --- segmentation -------------------------------------------------------------------
+
+
+def segment_all(cases: list[Case], config: LesionConfig) -> np.ndarray:
+    """Dice per image for one configuration (segmentation only)."""
+    scores = []
+    for case in cases:
+        work, _ = to_work_size(case.rgb, config.work_side_px)
+        fov = field_of_view_mask(work, config)
+        clean, _ = remove_hair(work, config, fov)
+        seg = segment_work(clean, fov, config)
+        scores.append(dice_jaccard(upscale_mask(seg.mask, case.rgb.shape[:2]), case.expert_mask)[0])
+    return np.asarray(scores)
+
+
+def cv_threshold_shift(cases: list[Case], config: LesionConfig, grid=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5)) -> dict:
+    dice = {s: segment_all(cases, config.with_(seg_threshold_shift=s)) for s in grid}
+    held_out, chosen = [], []
+    for tune, score in halves(len(cases)):
+        best = max(grid, key=lambda s: dice[s][tune].mean())
+        chosen.append(best)
+        held_out.append(dice[best][score])
+    return {
+        "grid_mean_dice": {s: float(d.mean()) for s, d in dice.items()},
+        "chosen": [float(c) for c in chosen],
+        "cv_mean_dice": float(np.concatenate(held_out).mean()),
+    }
+
+
+# --- features -----------------------------------------------------------------------
+
+
+def analyse_all(cases: list[Case], config: LesionConfig) -> list[dict]:
+    """Run analyze_lesion on every case; keep what the metrics and the CV need."""
+    out = []
+    for case in cases:
+        t0 = time.perf_counter()
+        a = analyze_lesion(case.rgb, config=config)
+        ms = (time.perf_counter() - t0) * 1000
+        rec = {"analysis": a, "dict": a.to_dict(), "ms": ms}
+        rec["dice"], rec["jaccard"] = dice_jaccard(a.mask, case.expert_mask)
+        # colour CV needs the lesion's CIELAB pixels and the skin reference: recompute
+        # them exactly as analyze_lesion does (same config, same steps)
+        work, _ = to_work_size(case.rgb, config.work_side_px)
+        fov = field_of_view_mask(work, config)
+        clean, hair = remove_hair(work, config, fov)
+        lab = rgb_to_lab(clean)
+        seg = segment_work(clean, fov, config, lab)
+        if seg.found:
+            skin = ring(seg.mask, 0.05 * min(seg.mask.shape), fov) & ~hair
+            if not skin.any():
+                skin = fov & ~seg.mask & ~hair
+            rec["lesion_lab"] = lab[seg.mask & ~hair]
+            rec["skin_lab"] = skin_reference(lab, skin)
+        out.append(rec)
+    return out
+
+
+def asymmetry_scores(results: list[dict], shape_t: float, color_t: float) -> np.ndarray:
+    scores = []
+    for r in results:
+        axes = r["dict"]["asymmetry_axes"]
+        if axes is None:
+            scores.append(0)
+            continue
+        major = axes["shape_major"] > shape_t or axes["color_major_de"] > color_t
+        minor = axes["shape_minor"] > shape_t or axes["color_minor_de"] > color_t
+        scores.append(int(major) + int(minor))
+    return np.asarray(scores)
+
+
+def cv_asymmetry(results: list[dict], truth: np.ndarray) -> dict:
+    shape_grid = tuple(np.round(np.arange(0.05, 0.161, 0.01), 2))
+    color_grid = tuple(np.arange(5.0, 14.1, 0.5)) + (1e9,)
+    combos = list(itertools.product(shape_grid, color_grid))
+    pred = {c: asymmetry_scores(results, *c) for c in combos}
+    held_true, held_pred, chosen = [], [], []
+    for tune, score in halves(len(results)):
+        best = max(combos, key=lambda c: cohen_kappa_score(truth[tune], pred[c][tune], weights="linear"))
+        chosen.append(tuple(round(float(v), 3) for v in best))
+        held_true.append(truth[score])
+        held_pred.append(pred[best][score])
+    t, p = np.concatenate(held_true), np.concatenate(held_pred)
+    best_all = max(combos, key=lambda c: cohen_kappa_score(truth, pred[c], weights="linear"))
+    return {
+        "chosen": chosen,
+        "cv_kappa_linear": float(cohen_kappa_score(t, p, weights="linear")),
+        "cv_kappa_quadratic": float(cohen_kappa_score(t, p, weights="quadratic")),
+        "best_on_all": tuple(round(float(v), 3) for v in best_all),
+    }
+
+
+#: candidate values for the colour rules (tuned coordinate-wise in precedence order)
+COLOR_GRIDS = {
+    "black": {"color_black_max_l": (25.0, 30.0, 35.0, 40.0), "color_black_max_chroma": (8.0, 12.0, 15.0, 20.0)},
+    "blue_gray": {"color_blue_gray_max_b": (-3.0, 0.0, 3.0, 6.0, 9.0), "color_blue_gray_min_darkening": (5.0, 10.0, 20.0)},
+    "white": {"color_white_max_darkening": (-5.0, 0.0, 5.0, 10.0), "color_white_min_chroma_drop": (0.0, 5.0, 10.0)},
+    "dark_brown": {"color_dark_brown_max_l_ratio": (0.55, 0.6, 0.65, 0.7, 0.75)},
+    "light_brown": {"color_light_brown_max_l_ratio": (0.85, 0.9, 0.95)},
+}
+FRACTION_GRID = (0.001, 0.003, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+
+
+def color_fraction_table(results: list[dict], config: LesionConfig) -> np.ndarray:
+    """(n_images, 6) share of each colour, from the cached lesion pixels."""
+    rows = []
+    for r in results:
+        if "lesion_lab" not in r or len(r["lesion_lab"]) == 0:
+            rows.append(np.zeros(len(COLOR_NAMES)))
+            continue
+        index = classify_pixels(r["lesion_lab"], r["skin_lab"], config)
+        counts = np.bincount(index, minlength=len(COLOR_NAMES) + 1)[1:]
+        rows.append(counts / max(len(index), 1))
+    return np.asarray(rows)
+
+
+def tune_colors(results: list[dict], truth: np.ndarray, idx: np.ndarray, config: LesionConfig) -> LesionConfig:
+    """Grid-search the colour rules and presence fractions on the images ``idx``."""
+    fractions = dict(config.color_min_fraction)
+    for name in ("black", "blue_gray", "white", "dark_brown", "light_brown"):
+        j = COLOR_NAMES.index(name)
+        grid = COLOR_GRIDS[name]
+        best = (-1.0, None, None)
+        for values in itertools.product(*grid.values()):
+            candidate = config.with_(**dict(zip(grid.keys(), values)))
+            share = color_fraction_table([results[i] for i in idx], candidate)[:, j]
+            for t in FRACTION_GRID:
+                score = f1(truth[idx, j] == 1, share >= t)
+                if score > best[0]:
+                    best = (score, dict(zip(grid.keys(), values)), t)
+        config = config.with_(**best[1])
+        fractions[name] = best[2]
+    return config.with_(color_min_fraction=fractions)
+
+
+def color_metrics(share: np.ndarray, truth: np.ndarray, config: LesionConfig) -> dict:
+    present = np.stack([share[:, j] >= max(config.color_min_fraction[n], 1e-9) for j, n in enumerate(COLOR_NAMES)], 1)
+    p, r, f, support = precision_recall_fscore_support(truth, present.astype(int), average=None, zero_division=0)
+    return {
+        n: {"precision": float(p[j]), "recall": float(r[j]), "f1": float(f[j]), "positives": int(support[j])}
+        for j, n in enumerate(COLOR_NAMES)
+    } | {"macro_f1": float(np.mean(f))}
+
+
+def cv_colors(results: list[dict], truth: np.ndarray, config: LesionConfig) -> dict:
+    held_pred, held_true, chosen = [], [], []
+    for tune, score in halves(len(results)):
+        tuned = tune_colors(results, truth, tune, config)
+        chosen.append(tuned)
+        share = color_fraction_table([results[i] for i in score], tuned)
+        held_pred.append(
+            np.stack([share[:, j] >= tuned.color_min_fraction[n] for j, n in enumerate(COLOR_NAMES)], 1)
+        )
+        held_true.append(truth[score])
+    pred, true = np.concatenate(held_pred), np.concatenate(held_true)
+    _, _, f, _ = precision_recall_fscore_support(true, pred.astype(int), average=None, zero_division=0)
+    tuned_all = tune_colors(results, truth, np.arange(len(results)), config)
+    return {
+        "per_color_f1": dict(zip(COLOR_NAMES, map(float, f))),
+        "macro_f1": float(np.mean(f)),
+        "chosen": chosen,
+        "tuned_on_all": tuned_all,
+    }
+
+
+def cv_border(results: list[dict], is_melanoma: np.ndarray, grid=(2, 3, 4, 5, 6, 7, 8, 10, 12, 15)) -> dict:
+    """PH2 has no expert B: choose the abrupt-slope threshold that best separates melanoma
+    from nevi (AUC of B) on one half, score on the other."""
+    slopes = np.asarray([r["dict"]["border_octant_slopes"] or [0.0] * 8 for r in results], float)
+    auc = {}
+    for t in grid:
+        b = (slopes > t).sum(axis=1)
+        auc[t] = b
+    held = []
+    chosen = []
+    for tune, score in halves(len(results)):
+        best = max(grid, key=lambda t: roc_auc_score(is_melanoma[tune], auc[t][tune]))  # first of ties
+        chosen.append(float(best))
+        held.append(roc_auc_score(is_melanoma[score], auc[best][score]))
+    return {"chosen": chosen, "cv_auc": float(np.mean(held)), "auc_by_threshold": {t: float(roc_auc_score(is_melanoma, b)) for t, b in auc.items()}}
+
+
+def skin_crops(cases: list[Case], size: int = 128) -> list[np.ndarray]:
+    """One skin-only crop per PH2 image where one fits: no expert-mask pixel within
+    20 px, inside the central part of the view (clear of the vignette), even lighting."""
+    crops = []
+    for case in cases:
+        h, w = case.expert_mask.shape
+        brightness = case.rgb.max(axis=2).astype(np.float32)
+        found = None
+        for y in range(60, h - size - 60, 16):
+            for x in range(60, w - size - 60, 16):
+                corners = [(y, x), (y + size, x), (y, x + size), (y + size, x + size)]
+                if any(((cy - h / 2) / (h / 2)) ** 2 + ((cx - w / 2) / (w / 2)) ** 2 > 0.6 for cy, cx in corners):
+                    continue
+                if case.expert_mask[max(0, y - 20) : y + size + 20, max(0, x - 20) : x + size + 20].any():
+                    continue
+                v = brightness[y : y + size, x : x + size]
+                if np.percentile(v, 1) < 0.8 * np.median(v):
+                    continue
+                found = case.rgb[y : y + size, x : x + size]
+                break
+            if found is not None:
+                break
+        if found is not None:
+            crops.append(np.ascontiguousarray(found))
+    return crops
+
+
+def external_check(folder: Path, per_class: int, config: LesionConfig) -> dict | None:
+    """TDS and colours on a seeded sample of melanoma-10k test images (labels only)."""
+    if per_class <= 0 or not folder.is_dir():
+        return None
+    rng = np.random.default_rng(0)
+    out = {}
+    values, labels = [], []
+    for label in ("benign", "malignant"):
+        files = sorted((folder / label).glob("*.jpg"))
+        files = [files[i] for i in sorted(rng.choice(len(files), min(per_class, len(files)), replace=False))]
+        bands, colors, none = {b: 0 for b in BANDS}, {n: 0 for n in COLOR_NAMES}, 0
+        for f in files:
+            d = analyze_lesion(load_rgb(f), config=config).to_dict()
+            if d["tds"] is None:
+                none += 1
+                continue
+            bands[d["tds_band"]] += 1
+            for c in d["colors"]:
+                colors[c] += 1
+            values.append(d["tds"])
+            labels.append(label == "malignant")
+        out[label] = {"n": len(files), "no_lesion": none, "bands": bands, "colors": colors}
+    out["auc"] = float(roc_auc_score(labels, values))
+    return out
+
+
+# --- report -------------------------------------------------------------------------
+
+
+def markdown(report: dict) -> str:
+    s, a, c, t = report["seg"], report["asym"], report["colors"], report["tds"]
+    def verdict(value: float, goal: float) -> str:
+        return "met" if value >= goal else "**not met**"
+
+    lines = [
+        "Goals: mean Dice >= 0.90: "
+        f"{verdict(s['dice_mean'], 0.90)} ({s['dice_mean']:.3f}, CV {s['cv']['cv_mean_dice']:.3f}); "
+        f"A weighted kappa >= 0.5: {verdict(a['kappa_linear'], 0.5)} ({a['kappa_linear']:.3f} linear, "
+        f"CV {a['cv']['cv_kappa_linear']:.3f}); colour macro F1 >= 0.7: {verdict(c['macro_f1'], 0.7)} "
+        f"({c['macro_f1']:.3f}, CV {c['cv']['macro_f1']:.3f}).",
+        "",
+        f"Measured {report['date']} on {report['machine']} with `DEFAULT_CONFIG` "
+        f"(working size {report['work_side_px']} px), command: `{report['command']}` "
+        f"({report['seconds']:.0f} s).",
+        "",
+        "**Segmentation** (100 images, expert masks)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| Dice mean / median | {s['dice_mean']:.3f} / {s['dice_median']:.3f} |",
+        f"| Jaccard mean / median | {s['jaccard_mean']:.3f} / {s['jaccard_median']:.3f} |",
+        f"| share with Jaccard < 0.65 | {s['jaccard_below_065']:.2f} |",
+        f"| images flagged no_lesion | {s['no_lesion']} |",
+        f"| 2-fold CV Dice mean (threshold shift tuned per half: {s['cv']['chosen']}) | {s['cv']['cv_mean_dice']:.3f} |",
+        "",
+        "Dice by threshold shift: "
+        + ", ".join(f"{k}: {v:.3f}" for k, v in s["cv"]["grid_mean_dice"].items()),
+        "",
+        "**A (asymmetry) vs. the experts' 0/1/2**",
+        "",
+        f"Weighted Cohen's kappa: linear **{a['kappa_linear']:.3f}**, quadratic {a['kappa_quadratic']:.3f}; "
+        f"2-fold CV linear {a['cv']['cv_kappa_linear']:.3f}, quadratic {a['cv']['cv_kappa_quadratic']:.3f} "
+        f"(thresholds chosen per half (shape, colour dE): {a['cv']['chosen']}).",
+        "",
+        "| experts \\ ours | 0 | 1 | 2 |",
+        "|---|---|---|---|",
+    ]
+    for i, row in enumerate(a["confusion"]):
+        lines.append(f"| {i} | " + " | ".join(str(v) for v in row) + " |")
+    lines += [
+        "",
+        "**C (colours) vs. the experts' six colour columns**",
+        "",
+        "| colour | positives | precision | recall | F1 | 2-fold CV F1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in COLOR_NAMES:
+        m = c[n]
+        lines.append(
+            f"| {n} | {m['positives']} | {m['precision']:.2f} | {m['recall']:.2f} | {m['f1']:.2f} | "
+            f"{c['cv']['per_color_f1'][n]:.2f} |"
+        )
+    no_red = [n for n in COLOR_NAMES if n != "red"]
+    lines += [
+        f"| **macro** | | | | **{c['macro_f1']:.3f}** | {c['cv']['macro_f1']:.3f} |",
+        "",
+        "Macro F1 over the five colours other than red (PH2 has only 4 red lesions): "
+        f"{np.mean([c[n]['f1'] for n in no_red]):.3f}, CV {np.mean([c['cv']['per_color_f1'][n] for n in no_red]):.3f}.",
+        "",
+        "**B (border)**: PH2 has no expert border score. AUC of B for melanoma vs. nevi: "
+        f"{report['border']['auc']:.3f} with the shipped threshold; 2-fold CV of the threshold "
+        f"choice: {report['border']['cv']['cv_auc']:.3f} (chosen {report['border']['cv']['chosen']}). "
+        f"Mean B per diagnosis: {report['border']['mean_by_diagnosis']}.",
+        "",
+        "**TDS band vs. diagnosis** (D = 2 assumed for every image, see below)",
+        "",
+        "| diagnosis | n | benign | suspicious | melanoma | no lesion | mean TDS |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in DIAGNOSES:
+        row = t["table"][d]
+        lines.append(
+            f"| {d} | {row['n']} | {row['benign']} | {row['suspicious']} | {row['melanoma']} | "
+            f"{row['none']} | {row['mean_tds']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Melanoma called suspicious-or-melanoma: {t['sensitivity']:.2f}; nevi called benign: "
+        f"{t['specificity']:.2f}; AUC of the TDS value for melanoma vs. nevi: {t['auc']:.3f}.",
+        "",
+        "",
+        f"**No lesion**: {report['crops']['n']} skin-only 128x128 crops cut from PH2 images away from the "
+        f"expert mask: {report['crops']['flagged']} flagged `no_lesion`.",
+        "",
+        f"Time per PH2 image ({report['image_size']}) inside this run: p50 {report['ms_p50']:.1f} ms.",
+    ]
+    ext = report["external"]
+    if ext:
+        lines += [
+            "",
+            f"**Out of sample: melanoma-10k test split** ({ext['benign']['n']} benign + "
+            f"{ext['malignant']['n']} malignant images drawn with seed 0; labels only, nothing tuned on "
+            f"them). AUC of the TDS value for malignant vs. benign: {ext['auc']:.3f}.",
+            "",
+            "| label | n | no lesion | benign | suspicious | melanoma | "
+            + " | ".join(COLOR_NAMES) + " |",
+            "|---|---|---|---|---|---|" + "---|" * len(COLOR_NAMES),
+        ]
+        for label in ("benign", "malignant"):
+            e = ext[label]
+            lines.append(
+                f"| {label} | {e['n']} | {e['no_lesion']} | "
+                + " | ".join(str(e["bands"][b]) for b in BANDS)
+                + " | "
+                + " | ".join(str(e["colors"][c]) for c in COLOR_NAMES)
+                + " |"
+            )
+        lines += ["", "(colour columns: number of images in which the colour was found)"]
+    return "\n".join(lines)
+
+
+def write_docs(text: str, path: Path) -> None:
+    doc = path.read_text() if path.exists() else ""
+    block = f"<!-- ph2:begin -->\n{text}\n<!-- ph2:end -->"
+    if "<!-- ph2:begin -->" in doc:
+        doc = re.sub(r"<!-- ph2:begin -->.*?<!-- ph2:end -->", lambda _: block, doc, flags=re.S)
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    path.write_text(doc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ph2", type=Path, default=Path("/work/shared/data/ph2"))
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "lesion.md")
+    parser.add_argument("--no-write", action="store_true", help="print the tables, leave docs alone")
+    parser.add_argument("--no-cv", action="store_true", help="skip the (slower) cross-validation")
+    parser.add_argument("--m10k", type=Path, default=Path("/work/shared/data/melanoma-10k/test"))
+    parser.add_argument("--m10k-per-class", type=int, default=150, help="0 to skip the out-of-sample check")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a LesionConfig value")
+    args = parser.parse_args(argv)
+    start = time.time()
+    overrides = {}
+    for key, value in (item.split("=", 1) for item in args.set):
+        kind = type(getattr(DEFAULT_CONFIG, key))
+        overrides[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    config = DEFAULT_CONFIG.with_(**overrides)
+    cases = load_ph2(args.ph2)
+    results = analyse_all(cases, config)
+    names = [c.name for c in cases]
+
+    dice = np.array([r["dice"] for r in results])
+    jac = np.array([r["jaccard"] for r in results])
+    seg = {
+        "dice_mean": float(dice.mean()),
+        "dice_median": float(np.median(dice)),
+        "jaccard_mean": float(jac.mean()),
+        "jaccard_median": float(np.median(jac)),
+        "jaccard_below_065": float((jac < 0.65).mean()),
+        "no_lesion": int(sum(not r["analysis"].found for r in results)),
+        "worst": sorted(zip(dice.round(3), names))[:5],
+    }
+    seg["cv"] = {"chosen": "-", "cv_mean_dice": float("nan"), "grid_mean_dice": {}} if args.no_cv else cv_threshold_shift(cases, config)
+
+    truth_a = np.array([int(c.labels["asymmetry"]) for c in cases])
+    ours_a = np.array([r["dict"]["asymmetry"] if r["dict"]["asymmetry"] is not None else 0 for r in results])
+    asym = {
+        "kappa_linear": float(cohen_kappa_score(truth_a, ours_a, weights="linear")),
+        "kappa_quadratic": float(cohen_kappa_score(truth_a, ours_a, weights="quadratic")),
+        "confusion": confusion_matrix(truth_a, ours_a, labels=[0, 1, 2]).tolist(),
+        "cv": {"chosen": "-", "cv_kappa_linear": float("nan"), "cv_kappa_quadratic": float("nan")}
+        if args.no_cv
+        else cv_asymmetry(results, truth_a),
+    }
+
+    truth_c = np.array([[int(c.labels[n]) for n in COLOR_NAMES] for c in cases])
+    share = color_fraction_table(results, config)
+    colors = color_metrics(share, truth_c, config)
+    colors["cv"] = (
+        {"per_color_f1": {n: float("nan") for n in COLOR_NAMES}, "macro_f1": float("nan"), "chosen": []}
+        if args.no_cv
+        else cv_colors(results, truth_c, config)
+    )
+
+    diagnosis = np.array([c.labels["diagnosis"] for c in cases])
+    is_mel = diagnosis == "melanoma"
+    b_scores = np.array([r["dict"]["border"] if r["dict"]["border"] is not None else 0 for r in results])
+    border = {
+        "auc": float(roc_auc_score(is_mel, b_scores)),
+        "mean_by_diagnosis": {d: round(float(b_scores[diagnosis == d].mean()), 2) for d in DIAGNOSES},
+        "cv": {"chosen": "-", "cv_auc": float("nan")} if args.no_cv else cv_border(results, is_mel),
+    }
+
+    table = {}
+    tds_values = np.array([r["dict"]["tds"] if r["dict"]["tds"] is not None else np.nan for r in results])
+    bands = np.array([r["dict"]["tds_band"] or "none" for r in results])
+    for d in DIAGNOSES:
+        sel = diagnosis == d
+        table[d] = {b: int((bands[sel] == b).sum()) for b in (*BANDS, "none")} | {
+            "n": int(sel.sum()),
+            "mean_tds": float(np.nanmean(tds_values[sel])),
+        }
+    tds_report = {
+        "table": table,
+        "sensitivity": float(np.isin(bands[is_mel], ["suspicious", "melanoma"]).mean()),
+        "specificity": float((bands[~is_mel] == "benign").mean()),
+        "auc": float(roc_auc_score(is_mel, np.nan_to_num(tds_values))),
+    }
+
+    crops = skin_crops(cases)
+    flagged = sum(not analyze_lesion(c, config=config).found for c in crops)
+    external = external_check(args.m10k, args.m10k_per_class, config)
+
+    report = {
+        "crops": {"n": len(crops), "flagged": flagged},
+        "external": external,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} CPU, 2 cores shared with other jobs, no GPU",
+        "work_side_px": config.work_side_px,
+        "command": " ".join([".venv/bin/python benchmarks/ph2_validation.py", *(f"--set {x}" for x in args.set)]),
+        "seg": seg,
+        "asym": asym,
+        "colors": colors,
+        "border": border,
+        "tds": tds_report,
+        "ms_p50": float(np.median([r["ms"] for r in results])),
+        "image_size": "about 765x572 px",
+        "seconds": time.time() - start,
+    }
+    text = markdown(report)
+    print(text)
+    print("\nworst Dice:", seg["worst"])
+    if not args.no_cv:
+        print("A thresholds best on all 100 images (shape, colour dE):", asym["cv"]["best_on_all"])
+        for i, tuned in enumerate(colors["cv"]["chosen"]):
+            keys = [k for g in COLOR_GRIDS.values() for k in g]
+            print(f"colour rules tuned on half {i}:", {k: getattr(tuned, k) for k in keys}, tuned.color_min_fraction)
+        tuned = colors["cv"]["tuned_on_all"]
+        print("colour rules tuned on all 100:", {k: getattr(tuned, k) for k in keys}, tuned.color_min_fraction)
+        print("B AUC by threshold:", border["cv"]["auc_by_threshold"])
+    if not args.no_write:
+        write_docs(text, args.docs)
+        print(f"\nwrote the tables into {args.docs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""``analyze_lesion``: the whole lesion analysis of one dermoscopy image.
+
+Steps (all at the working size, ``LesionConfig.work_side_px``, except the diameter,
+which is measured on the mask mapped back to the input size):
+
+1. shrink, find the field of view (dark vignette), remove hair (DullRazor);
+2. segment (``melascan.lesion.segmentation``) and run the quality checks;
+3. if a lesion was found: A (asymmetry), B (border), C (colours), D (diameter) and
+   Stolz's TDS. Without a lesion every feature is ``None``: nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from melascan.errors import ImageError
+from melascan.lesion.asymmetry import Asymmetry, PrincipalAxes, asymmetry
+from melascan.lesion.border import Border, border
+from melascan.lesion.colors import Colors, colors
+from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
+from melascan.lesion.diameter import Diameter, diameter
+from melascan.lesion.preprocessing import field_of_view_mask, remove_hair, to_work_size
+from melascan.lesion.quality import quality_codes
+from melascan.lesion.segmentation import (
+    Segmentation,
+    outer_contour,
+    rgb_to_lab,
+    ring,
+    segment_work,
+    upscale_mask,
+)
+from melascan.lesion.tds import TDS, tds
+
+
+@dataclass
+class LesionAnalysis:
+    """Everything measured on one image. ``mask`` is HxW bool at the input size.
+
+    ``color_map`` (working size, uint8: 0 none, 1-6 ``COLOR_NAMES``) and ``scale``
+    (input px per working px) are kept for the overlays.
+    """
+
+    mask: np.ndarray
+    segmentation: Segmentation
+    quality: list[str]
+    image_size: tuple[int, int]  # (height, width) of the input
+    mm_per_px: float | None = None
+    asymmetry: Asymmetry | None = None
+    border: Border | None = None
+    colors: Colors | None = None
+    diameter: Diameter | None = None
+    tds: TDS | None = None
+    axes: PrincipalAxes | None = None  # in input pixels
+    color_map: np.ndarray | None = field(default=None, repr=False)
+    scale: float = 1.0
+
+    @property
+    def found(self) -> bool:
+        return self.segmentation.found
+
+    def to_dict(self) -> dict:
+        """A JSON-safe summary (no arrays; NaN becomes ``None``)."""
+        a, b, c, d, t = self.asymmetry, self.border, self.colors, self.diameter, self.tds
+        out = {
+            "lesion_found": self.found,
+            "asymmetry": a.score if a else None,
+            "asymmetry_axes": (
+                {
+                    "shape_major": a.shape_major,
+                    "shape_minor": a.shape_minor,
+                    "color_major_de": a.color_major_de,
+                    "color_minor_de": a.color_minor_de,
+                    "asymmetric_major": a.asymmetric_major,
+                    "asymmetric_minor": a.asymmetric_minor,
+                }
+                if a
+                else None
+            ),
+            "border": b.score if b else None,
+            "border_octant_slopes": list(b.octant_slopes) if b else None,
+            "compactness": b.compactness if b else None,
+            "fractal_dimension": b.fractal_dimension if b else None,
+            "colors": list(c.present) if c else [],
+            "color_fractions": dict(c.fractions) if c else None,
+            "skin_lab": list(c.skin_lab) if c else None,
+            "diameter_px": d.diameter_px if d else None,
+            "diameter_mm": d.diameter_mm if d else None,
+            "exceeds_6mm": d.exceeds_6mm if d else None,
+            "mm_per_px": self.mm_per_px,
+            "tds": t.value if t else None,
+            "tds_band": t.band if t else None,
+            "tds_inputs": t.inputs() if t else None,
+            "axes": (
+                {
+                    "center_xy": [round(self.axes.cx, 2), round(self.axes.cy, 2)],
+                    "angle_deg": round(self.axes.angle_deg, 2),
+                    "major_length_px": round(self.axes.major_length_px, 2),
+                    "minor_length_px": round(self.axes.minor_length_px, 2),
+                }
+                if self.axes
+                else None
+            ),
+            "area_px": int(self.mask.sum()),
+            "quality": list(self.quality),
+            "segmentation_flags": list(self.segmentation.flags),
+            "segmentation_confidence": self.segmentation.confidence,
+            "segmentation_channel": self.segmentation.channel,
+            "contrast_de": self.segmentation.contrast_de,
+            "image_size": {"height": self.image_size[0], "width": self.image_size[1]},
+        }
+        return _json_safe(out)
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def check_rgb(rgb) -> np.ndarray:
+    """Refuse anything but an HxWx3 uint8 array (a clear error instead of a wrong result)."""
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        desc = f"{type(rgb).__name__} {getattr(rgb, 'shape', '')} {getattr(rgb, 'dtype', '')}".strip()
+        raise ImageError(f"lesion analysis needs an HxWx3 uint8 RGB array, got {desc}")
+    if min(rgb.shape[:2]) < 16:
+        raise ImageError(f"image too small for lesion analysis ({rgb.shape[1]}x{rgb.shape[0]} px)")
+    return rgb
+
+
+def _scaled_axes(axes: PrincipalAxes, scale: float) -> PrincipalAxes:
+    """Axes measured at the working size, in input pixels (pixel centres map as x*s + (s-1)/2)."""
+    offset = (scale - 1.0) / 2.0
+    return PrincipalAxes(
+        axes.cx * scale + offset,
+        axes.cy * scale + offset,
+        axes.angle_deg,
+        axes.major_length_px * scale,
+        axes.minor_length_px * scale,
+    )
+
+
+def analyze_lesion(
+    rgb: np.ndarray,
+    mm_per_px: float | None = None,
+    *,
+    structures_count: int | None = None,
+    config: LesionConfig = DEFAULT_CONFIG,
+) -> LesionAnalysis:
+    """Analyse the lesion in an ``HxWx3`` ``uint8`` RGB dermoscopy image.
+
+    ``mm_per_px``: the image scale, if known, for ``diameter_mm``/``exceeds_6mm``.
+    ``structures_count``: Stolz's D (1-5) if someone counted the differential
+    structures; otherwise the documented default is used (see ``melascan.lesion.tds``).
+    """
+    rgb = check_rgb(rgb)
+    if mm_per_px is not None and not (math.isfinite(mm_per_px) and mm_per_px > 0):
+        raise ValueError(f"mm_per_px must be a positive number, got {mm_per_px!r}")
+    work, scale = to_work_size(rgb, config.work_side_px)
+    fov = field_of_view_mask(work, config)
+    clean, hair = remove_hair(work, config, fov)
+    lab_clean = rgb_to_lab(clean)
+    seg = segment_work(clean, fov, config, lab_clean)  # no_lesion when the view is (nearly) all vignette
+    quality = quality_codes(work, fov, seg, lab=lab_clean)
+    full_mask = upscale_mask(seg.mask, rgb.shape[:2])
+    full_seg = Segmentation(
+        full_mask,
+        outer_contour(full_mask) if seg.found else np.zeros((0, 2), np.int32),
+        seg.confidence,
+        list(seg.flags),
+        seg.channel,
+        seg.contrast_de,
+    )
+    result = LesionAnalysis(full_mask, full_seg, quality, rgb.shape[:2], mm_per_px, scale=scale)
+    if not seg.found:
+        return result
+
+    mask = seg.mask
+    result.asymmetry = asymmetry(mask, lab_clean, config)
+    result.axes = _scaled_axes(result.asymmetry.axes, scale)
+    result.diameter = diameter(full_seg.contour, mm_per_px)
+    result.border = border(
+        mask, lab_clean[:, :, 0], seg.contour, result.asymmetry.axes, result.diameter.diameter_px / scale, config
+    )
+    # colours: inpainting changed only hair pixels, which are left out here
+    skin = ring(mask, 0.05 * min(mask.shape), fov) & ~hair
+    if not skin.any():
+        skin = fov & ~mask & ~hair
+    result.colors, result.color_map = colors(lab_clean, mask & ~hair, skin, config)
+
+    if structures_count is None:
+        d, source = config.tds_default_structures, "assumed"
+    else:
+        d, source = int(structures_count), "given"
+    result.tds = tds(result.asymmetry.score, result.border.score, result.colors.score, d, source)
+    return result

@@ -1,0 +1,133 @@
+"""Every tunable number of the lesion analysis, in one documented object.
+
+``LesionConfig`` is passed to each step (``config=``); ``DEFAULT_CONFIG`` holds the
+values used by the CLI, the web app and the PH2 validation in docs/lesion.md. Values
+marked *PH2* were chosen on the PH2 data set (see ``benchmarks/ph2_validation.py``,
+which also reports a two-fold cross-validated score for them); the others are fixed
+by reasoning about image geometry and are not tuned.
+
+Lengths are given as fractions of the working image's shorter side so that a 300 px
+and a 768 px image are treated alike; everything runs at ``work_side_px``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class LesionConfig:
+    # --- working resolution -------------------------------------------------------
+    #: The image is shrunk (never enlarged) so its shorter side is this many pixels;
+    #: masks and diameters are mapped back to the input resolution.
+    work_side_px: int = 192
+
+    # --- field of view (dark vignette and corners) ----------------------------------
+    #: A pixel is "dark" when its brightness (max of R, G, B) is below this fraction of
+    #: the bright skin level (90th percentile of brightness in the central region).
+    fov_dark_fraction: float = 0.5
+    #: ... or below this absolute brightness (0-255), whatever the skin level.
+    fov_dark_abs: int = 40
+    #: Dark regions connected to the image border are the vignette unless they reach
+    #: this close (fraction of the half diagonal) to the image centre.
+    fov_center_keepout: float = 0.45
+    #: The vignette is widened by this fraction of the shorter side to swallow its
+    #: shaded rim.
+    fov_margin_frac: float = 0.03
+
+    # --- hair removal (DullRazor) ----------------------------------------------------
+    #: Black-hat structuring element side, fraction of the shorter side (odd, >= 3 px).
+    hair_kernel_frac: float = 0.045
+    #: Black-hat response (0-255 gray levels) above which a pixel is hair.
+    hair_threshold: int = 20
+    #: A hair component must be at least this long (fraction of the shorter side).
+    hair_min_length_frac: float = 0.08
+    #: ... and thin: area / skeleton length at most this fraction of the shorter side.
+    hair_max_width_frac: float = 0.025
+    #: cv2.inpaint radius in pixels.
+    hair_inpaint_radius_px: int = 3
+
+    # --- segmentation ----------------------------------------------------------------
+    #: Gaussian blur sigma before thresholding, fraction of the shorter side.
+    seg_blur_frac: float = 0.01
+    #: Divide the channel by a fitted skin-lighting surface (tilt + fall-off to the edges).
+    seg_shading_correction: bool = True
+    #: The Otsu threshold is moved this fraction of the way from the lesion class mean
+    #: towards the skin class mean, so the mask reaches the faint rim experts include (PH2).
+    seg_threshold_shift: float = 0.3
+    #: Morphological opening/closing disc radius, fraction of the shorter side.
+    seg_morph_frac: float = 0.02
+    #: A mask smaller than this fraction of the field of view is flagged ``too_small``.
+    seg_min_area_frac: float = 0.005
+    #: Mean CIELAB distance (Delta E 76) between lesion and surrounding skin below which
+    #: the image is flagged ``no_lesion`` instead of segmented.
+    seg_min_contrast_de: float = 8.0
+    #: ``touches_border`` fires when more than this fraction of the contour lies on the
+    #: image border or the field-of-view edge.
+    seg_border_touch_frac: float = 0.1
+    #: Refine the Otsu mask with GrabCut (slower and, on PH2, less accurate: docs/lesion.md).
+    seg_grabcut: bool = False
+
+    # --- A: asymmetry -----------------------------------------------------------------
+    #: An axis is asymmetric in shape when the non-overlapping area after folding about
+    #: it exceeds this fraction of the lesion area (PH2).
+    asym_shape_threshold: float = 0.09
+    #: ... or asymmetric in colour when a lesion point and its mirror image differ by
+    #: more than this mean Delta E 76 (PH2).
+    asym_color_threshold_de: float = 9.5
+    #: Gaussian blur before comparing mirrored colours, fraction of the shorter side.
+    asym_color_blur_frac: float = 0.015
+
+    # --- B: border --------------------------------------------------------------------
+    #: An octant has an abrupt cut-off when the steepest change of L* across the border,
+    #: in L* units per 1 % of the lesion diameter, exceeds this value (PH2 has no expert
+    #: border score: chosen as the value whose B best separates melanoma from nevi).
+    border_abrupt_slope: float = 5.0
+    #: Half-width of the band around the outline where the steepest change is looked
+    #: for, fraction of the lesion's equivalent radius.
+    border_band_frac: float = 0.1
+
+    # --- C: colours (rules in melascan.lesion.colors) ------------------------------------
+    #: black: darker than this L* ... (PH2)
+    color_black_max_l: float = 30.0
+    #: ... and less colourful than this chroma C* (PH2)
+    color_black_max_chroma: float = 15.0
+    #: blue_gray: b* below this (bluish) ... (PH2)
+    color_blue_gray_max_b: float = 6.0
+    #: ... and at least this much darker (L*) than the skin (PH2)
+    color_blue_gray_min_darkening: float = 5.0
+    #: white: at most this much darker (L*) than the skin ... (PH2)
+    color_white_max_darkening: float = 5.0
+    #: ... and at least this much less colourful (C*) than the skin (PH2)
+    color_white_min_chroma_drop: float = 5.0
+    #: red: hue angle below this (pink-red, not orange-brown) ... (reasoning, not tuned)
+    color_red_max_hue_deg: float = 20.0
+    #: ... and chroma above this (reasoning, not tuned)
+    color_red_min_chroma: float = 20.0
+    #: dark_brown: L* below this fraction of the skin's L* (PH2)
+    color_dark_brown_max_l_ratio: float = 0.6
+    #: light_brown: L* below this fraction of the skin's L* (PH2)
+    color_light_brown_max_l_ratio: float = 0.85
+    #: A colour is present when it covers at least this fraction of the lesion (PH2).
+    color_min_fraction: dict = field(
+        default_factory=lambda: {
+            "white": 0.001,
+            "red": 0.01,
+            "light_brown": 0.2,
+            "dark_brown": 0.001,
+            "blue_gray": 0.05,
+            "black": 0.003,
+        }
+    )
+
+    # --- D and TDS --------------------------------------------------------------------
+    #: Stolz's D (number of differential structures, 1-5) used when the caller gives
+    #: none; see ``melascan.lesion.tds`` for why.
+    tds_default_structures: int = 2
+
+    def with_(self, **changes) -> "LesionConfig":
+        """A copy with some values changed (``cfg.with_(seg_grabcut=True)``)."""
+        return replace(self, **changes)
+
+
+DEFAULT_CONFIG = LesionConfig()

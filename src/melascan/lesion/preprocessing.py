@@ -1,0 +1,135 @@
+"""Pre-processing before segmentation: working size, field of view, hair removal.
+
+* ``to_work_size`` shrinks the image so the analysis costs the same on any input.
+* ``field_of_view_mask`` finds the dark circular vignette / dark corners that
+  dermatoscopes leave around the picture, so they are never taken for lesion.
+* ``remove_hair`` is the DullRazor idea (Lee et al., 1997): dark thin hair shows up in
+  a morphological black-hat of the gray image; its pixels are replaced by
+  ``cv2.inpaint`` from their surroundings.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage.morphology import skeletonize
+
+from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
+
+
+def to_work_size(rgb: np.ndarray, side_px: int) -> tuple[np.ndarray, float]:
+    """Shrink ``rgb`` so its shorter side is ``side_px`` (never enlarge).
+
+    Returns ``(work_rgb, scale)`` where ``scale = input px / work px`` (>= 1).
+    """
+    h, w = rgb.shape[:2]
+    scale = min(h, w) / float(side_px)
+    if scale <= 1.0:
+        return np.ascontiguousarray(rgb), 1.0
+    size = (max(1, round(w / scale)), max(1, round(h / scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _odd(n: float, minimum: int = 3) -> int:
+    n = max(minimum, int(round(n)))
+    return n if n % 2 else n + 1
+
+
+def disc(radius_px: float) -> np.ndarray:
+    """A disc-shaped structuring element of the given radius (at least 1 px)."""
+    d = _odd(2 * radius_px + 1)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+
+
+def brightness(rgb: np.ndarray) -> np.ndarray:
+    """Per-pixel brightness: max(R, G, B), the V of HSV, uint8."""
+    return cv2.max(cv2.max(rgb[:, :, 0], rgb[:, :, 1]), rgb[:, :, 2])
+
+
+def field_of_view_mask(rgb: np.ndarray, config: LesionConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """``True`` where the skin is visible, ``False`` on the dermatoscope's dark vignette.
+
+    A pixel is dark when its brightness is below ``fov_dark_fraction`` of the bright
+    skin level (or below ``fov_dark_abs``). Dark regions connected to the image border
+    are the vignette, unless they reach near the image centre (then they are a dark
+    lesion running off the picture, and only their part in the outer corner zone, beyond
+    the image's inscribed circle, is taken as vignette). The vignette is then widened by
+    ``fov_margin_frac`` to cover its shaded rim.
+    """
+    h, w = rgb.shape[:2]
+    v = brightness(rgb)
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    central = v[int(h * 0.25) : int(h * 0.75) + 1, int(w * 0.25) : int(w * 0.75) + 1]
+    skin_level = float(np.percentile(central, 90))
+    dark = (v < max(config.fov_dark_abs, config.fov_dark_fraction * skin_level)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    if n <= 1:
+        return np.ones((h, w), bool)
+    border_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    border_labels = border_labels[border_labels > 0]
+    if border_labels.size == 0:
+        return np.ones((h, w), bool)
+    yy, xx = np.ogrid[:h, :w]
+    radius = np.sqrt(((yy - cy) / (h / 2.0)) ** 2 + ((xx - cx) / (w / 2.0)) ** 2)  # 1 = inscribed ellipse
+    half_diag = np.sqrt(2.0)
+    keepout = radius < config.fov_center_keepout * half_diag
+    outside = np.zeros((h, w), bool)
+    for lab in border_labels:
+        comp = labels == lab
+        if (comp & keepout).any():
+            comp &= radius > 1.0  # a dark lesion at the edge: keep only the corner zone
+        outside |= comp
+    if not outside.any():
+        return np.ones((h, w), bool)
+    margin = config.fov_margin_frac * min(h, w)
+    outside = cv2.dilate(outside.astype(np.uint8), disc(margin)) > 0
+    return ~outside
+
+
+def hair_mask(
+    rgb: np.ndarray, config: LesionConfig = DEFAULT_CONFIG, fov: np.ndarray | None = None
+) -> np.ndarray:
+    """``True`` on dark hair: thin, long structures in the black-hat of the gray image.
+
+    The black-hat (closing minus image) is large where a dark structure narrower than
+    the structuring element crosses brighter skin. Its thresholded components are kept
+    only when long (``hair_min_length_frac``) and thin (``hair_max_width_frac``), which
+    leaves dots, globules and the lesion itself alone. Pixels outside ``fov`` (the
+    field-of-view mask, if given) are never hair.
+    """
+    side = min(rgb.shape[:2])
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    k = _odd(config.hair_kernel_frac * side)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    blackhat = cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, kernel)
+    candidate = blackhat > config.hair_threshold
+    if fov is not None:
+        candidate &= fov
+    candidate = candidate.astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(candidate, connectivity=8)
+    if n <= 1:
+        return np.zeros(gray.shape, bool)
+    # length of each component = pixels on its skeleton; mean width = area / length
+    skeleton = skeletonize(candidate > 0)
+    length = np.bincount(labels[skeleton], minlength=n).astype(float)
+    width = stats[:, cv2.CC_STAT_AREA] / np.maximum(length, 1.0)
+    keep = (length >= config.hair_min_length_frac * side) & (width <= config.hair_max_width_frac * side)
+    keep[0] = False
+    mask = keep[labels]
+    # grow by one pixel so inpainting does not smear the hair's dark fringe
+    return cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+
+
+def remove_hair(
+    rgb: np.ndarray, config: LesionConfig = DEFAULT_CONFIG, fov: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """DullRazor hair removal: ``(clean_rgb, hair_mask)``; hair pixels are inpainted.
+
+    ``rgb`` is ``HxWx3`` ``uint8``; ``clean_rgb`` has the same shape, ``hair_mask`` is
+    ``HxW`` bool. Works at any size; the analysis calls it at the working size.
+    """
+    mask = hair_mask(rgb, config, fov)
+    if not mask.any():
+        return rgb.copy(), mask
+    clean = cv2.inpaint(rgb, mask.astype(np.uint8), config.hair_inpaint_radius_px, cv2.INPAINT_TELEA)
+    return clean, mask

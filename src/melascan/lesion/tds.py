@@ -1,0 +1,58 @@
+"""Stolz's Total Dermoscopy Score: TDS = 1.3 A + 0.1 B + 0.5 C + 0.5 D.
+
+A asymmetry (0-2), B border (0-8), C colours (1-6), D differential structures (1-5:
+pigment network, structureless areas, branched streaks, dots, globules).
+
+We do not measure differential structures. Unless the caller gives D (for example a
+dermatologist's count), D is ``LesionConfig.tds_default_structures`` = 2: the median
+count of those structures in the PH2 experts' annotations (network, dots/globules,
+streaks, structureless regression or blue-whitish veil; median 2 in every diagnosis
+group except melanoma's 3 -- see docs/lesion.md). A constant D shifts every TDS by
+the same 1.0 and never separates lesions; ``tds_inputs["D_source"]`` says ``assumed``
+so no one mistakes it for a measurement.
+
+Bands (Stolz 1994): < 4.75 benign, 4.75-5.45 suspicious, > 5.45 highly suggestive
+of melanoma (``melanoma`` here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BENIGN_BELOW = 4.75
+MELANOMA_ABOVE = 5.45
+BANDS = ("benign", "suspicious", "melanoma")
+
+
+@dataclass(frozen=True)
+class TDS:
+    value: float
+    band: str
+    a: int
+    b: int
+    c: int
+    d: int
+    d_source: str  # "assumed" (the configured default) or "given" (by the caller)
+
+    def inputs(self) -> dict:
+        return {"A": self.a, "B": self.b, "C": self.c, "D": self.d, "D_source": self.d_source}
+
+
+def total_dermoscopy_score(a: int, b: int, c: int, d: int) -> float:
+    """``1.3 A + 0.1 B + 0.5 C + 0.5 D``, rounded to 2 decimals."""
+    return round(1.3 * a + 0.1 * b + 0.5 * c + 0.5 * d, 2)
+
+
+def tds_band(value: float) -> str:
+    """``benign`` (< 4.75), ``suspicious`` (4.75-5.45) or ``melanoma`` (> 5.45)."""
+    if value < BENIGN_BELOW:
+        return "benign"
+    return "suspicious" if value <= MELANOMA_ABOVE else "melanoma"
+
+
+def tds(a: int, b: int, c: int, d: int, d_source: str = "assumed") -> TDS:
+    """The score, its band and the inputs that produced it."""
+    if not (0 <= a <= 2 and 0 <= b <= 8 and 0 <= c <= 6 and 1 <= d <= 5):
+        raise ValueError(f"TDS inputs out of range: A={a} (0-2), B={b} (0-8), C={c} (0-6), D={d} (1-5)")
+    value = total_dermoscopy_score(a, b, c, d)
+    return TDS(value, tds_band(value), a, b, c, d, d_source)
