@@ -1,0 +1,139 @@
+"""Augmentation recipes, by the names of the seed's table 4.
+
+Each recipe is a ``torchvision.transforms.v2`` pipeline applied to one ``uint8``
+``3xHxW`` tensor (the cached, already resized image) and returning a ``uint8``
+tensor of the same size; normalisation happens afterwards, on the batch.
+
+Single transforms (parameters chosen for dermoscopy: lesions have no canonical
+orientation, colour varies between dermoscopes):
+
+====  ==========================================================================
+F1    horizontal flip, p = 0.5
+F2    rotation, uniform in [-30, +30] degrees, bilinear, black corners
+F3    colour jitter: brightness 0.2, contrast 0.2, saturation 0.2, hue 0.02
+F4    affine: translate up to 10 %, scale 0.9-1.1, shear up to 10 degrees
+F5    histogram equalisation, p = 0.5
+====  ==========================================================================
+
+Combinations: ``C1`` F1+F2, ``C2`` F1+F3, ``C3`` F2+F3, ``C4`` F1+F2+F3,
+``C5`` F1+F2+F4, ``C6`` F1+F4+F5, ``C7`` F1+F2+F3+F5, ``C8`` F1+F2+F3+F4+F5,
+``baseline`` none. Extra (not in the seed): ``C4S`` = C4 with stronger colour
+jitter (brightness 0.4, contrast 0.4, saturation 0.4, hue 0.08) plus a vertical
+flip, meant to make the model robust to other dermoscopes and phone cameras.
+``C4SF`` = C4S plus ``FRAME``: with p = 0.3 a random dark circular dermatoscope
+frame is painted on the image, whatever its class. In the melanoma-10k data 29 %
+of malignant but 0.2 % of benign training images have such a frame (docs/data.md),
+a shortcut this breaks.
+
+The module imports no torch at load time: ``RECIPES`` maps each name to a
+factory that builds the pipeline when called.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+#: Components of every recipe, in application order (geometry first, then colour).
+RECIPE_COMPONENTS: dict[str, tuple[str, ...]] = {
+    "baseline": (),
+    "F1": ("F1",),
+    "F2": ("F2",),
+    "F3": ("F3",),
+    "F4": ("F4",),
+    "F5": ("F5",),
+    "C1": ("F1", "F2"),
+    "C2": ("F1", "F3"),
+    "C3": ("F2", "F3"),
+    "C4": ("F1", "F2", "F3"),
+    "C5": ("F1", "F2", "F4"),
+    "C6": ("F1", "F4", "F5"),
+    "C7": ("F1", "F2", "F3", "F5"),
+    "C8": ("F1", "F2", "F3", "F4", "F5"),
+    "C4S": ("F1", "VFLIP", "F2", "F3S"),
+    "C4SF": ("F1", "VFLIP", "F2", "F3S", "FRAME"),
+}
+
+
+#: The recipes of the seed's table 4 (the ``augment`` study grid), in table order.
+SEED_RECIPES = ("baseline", "F1", "F2", "F3", "F4", "F5", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8")
+
+
+class RandomDermoscopeFrame:
+    """With probability ``p``, blacken everything outside a random centred circle.
+
+    The radius is ``radius_range`` times the image side (0.5 touches the edges), the
+    centre moves by up to ``max_shift`` of the side, and the frame is a dark gray
+    (0-25) like a real dermatoscope's vignette. Works on ``uint8`` ``3xHxW`` tensors.
+    """
+
+    def __init__(self, p: float = 0.3, radius_range=(0.42, 0.56), max_shift: float = 0.04):
+        self.p, self.radius_range, self.max_shift = p, radius_range, max_shift
+
+    def __call__(self, img):
+        import torch
+
+        if torch.rand(()) >= self.p:
+            return img
+        h, w = img.shape[-2:]
+        side = min(h, w)
+        lo, hi = self.radius_range
+        radius = side * (lo + (hi - lo) * float(torch.rand(())))
+        cy, cx = ((torch.rand(2) - 0.5) * 2 * self.max_shift * side).tolist()
+        yy = torch.arange(h, dtype=torch.float32)[:, None] - (h - 1) / 2 - cy
+        xx = torch.arange(w, dtype=torch.float32)[None, :] - (w - 1) / 2 - cx
+        outside = (yy**2 + xx**2) > radius**2
+        shade = int(torch.randint(0, 26, ()))
+        out = img.clone()
+        out[..., outside] = shade
+        return out
+
+    def __repr__(self) -> str:
+        return f"RandomDermoscopeFrame(p={self.p}, radius_range={self.radius_range})"
+
+
+def _component(name: str):
+    """One torchvision v2 transform by its short name (parameters documented above)."""
+    from torchvision.transforms import v2
+
+    if name == "F1":
+        return v2.RandomHorizontalFlip(p=0.5)
+    if name == "VFLIP":
+        return v2.RandomVerticalFlip(p=0.5)
+    if name == "F2":
+        return v2.RandomRotation(degrees=30, interpolation=v2.InterpolationMode.BILINEAR)
+    if name == "F3":
+        return v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02)
+    if name == "F3S":
+        return v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.08)
+    if name == "F4":
+        return v2.RandomAffine(
+            degrees=0, translate=(0.1, 0.1), scale=(0.9, 1.1), shear=10,
+            interpolation=v2.InterpolationMode.BILINEAR,
+        )
+    if name == "F5":
+        return v2.RandomEqualize(p=0.5)
+    if name == "FRAME":
+        return RandomDermoscopeFrame(p=0.3)
+    raise KeyError(name)
+
+
+def _factory(name: str) -> Callable[[], Callable]:
+    def build():
+        from torchvision.transforms import v2
+
+        parts = [_component(c) for c in RECIPE_COMPONENTS[name]]
+        return v2.Compose(parts) if parts else v2.Identity()
+
+    build.__doc__ = f"Recipe {name}: {' + '.join(RECIPE_COMPONENTS[name]) or 'no augmentation'}."
+    return build
+
+
+#: name -> factory returning the transform (call it: ``RECIPES["C4"]()``).
+RECIPES: dict[str, Callable[[], Callable]] = {name: _factory(name) for name in RECIPE_COMPONENTS}
+
+
+def build_recipe(name: str):
+    """The v2 transform of recipe ``name`` (``KeyError`` with the valid names otherwise)."""
+    if name not in RECIPES:
+        raise KeyError(f"unknown augmentation recipe {name!r}; choose from {', '.join(RECIPES)}")
+    return RECIPES[name]()

@@ -1,0 +1,107 @@
+"""Use a trained run: ``load_run`` and ``predict_logits`` (called by evaluation and ONNX export).
+
+Pre-processing is the inference one: ``preprocess.prepare_pixels(rgb, cfg.image_size,
+cfg.color_constancy)`` then ``preprocess.normalize(x, cfg.mean, cfg.std)``.
+
+Test-time augmentation (``tta=True``) runs each image through the 8 symmetries of
+the square (identity, 3 rotations by 90 degrees, and the horizontal flip of each)
+and returns the **mean of the 8 logit vectors**; costs 8x the plain prediction.
+Dermoscopy has no canonical orientation, so all 8 views are valid images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+import yaml
+
+from melascan.errors import DataError, ModelError
+from melascan.imageio import load_rgb
+from melascan.preprocess import normalize, prepare_pixels
+from melascan.training.config import RunConfig, config_from_dict
+from melascan.training.models import build_model
+
+ImageInput = Union[str, os.PathLike, np.ndarray]
+
+
+def load_config_file(path: str | Path) -> RunConfig:
+    """The resolved ``config.yaml`` of a run folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"not a run folder: {path} is missing")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return config_from_dict(values, source=str(path)).validate()
+
+
+def checkpoint_path(run_dir: str | Path, checkpoint: str = "best") -> Path:
+    """``best`` | ``last`` | ``epoch_010`` | a path to a ``.pt`` file."""
+    candidate = Path(checkpoint)
+    if candidate.suffix == ".pt" and candidate.is_file():
+        return candidate
+    path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
+    if not path.is_file():
+        raise ModelError(f"checkpoint not found: {path}")
+    return path
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[torch.nn.Module, RunConfig]:
+    """The run's model (on CPU, in eval mode) with the weights of ``checkpoint``, and its RunConfig."""
+    run_dir = Path(run_dir)
+    cfg = load_config_file(run_dir / "config.yaml")
+    if cfg.mean is None or cfg.std is None:
+        raise DataError(f"{run_dir / 'config.yaml'}: mean/std missing (not written by `melascan train`?)")
+    path = checkpoint_path(run_dir, checkpoint)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is a ModelError
+        raise ModelError(f"{path}: cannot read checkpoint ({exc})") from None
+    model = build_model(dataclasses.replace(cfg, pretrained="none"))
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise ModelError(f"{path}: weights do not match {cfg.model} ({str(exc)[:200]})") from None
+    return model.eval(), cfg
+
+
+def tta_views(batch: np.ndarray) -> list[np.ndarray]:
+    """The 8 dihedral views of an ``N x 3 x H x W`` batch (rotations by 90 degrees, with and without flip)."""
+    views = []
+    for flip in (False, True):
+        base = batch[..., ::-1] if flip else batch
+        views.extend(np.rot90(base, k, axes=(-2, -1)) for k in range(4))
+    return [np.ascontiguousarray(v) for v in views]
+
+
+def _prepared(image: ImageInput, cfg: RunConfig) -> np.ndarray:
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise DataError(f"expected an HxWx3 uint8 RGB array, got {image.dtype} {image.shape}")
+        rgb = image
+    else:
+        rgb = load_rgb(image)
+    return prepare_pixels(rgb, cfg.image_size, cfg.color_constancy)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, cfg: RunConfig, images: Sequence[ImageInput], *,
+                   tta: bool = False, batch_size: int = 64) -> np.ndarray:
+    """``(N, 2)`` float32 logits (benign, malignant) for image paths or uint8 RGB arrays.
+
+    With ``tta`` the logits are the mean over the 8 dihedral views (see module doc).
+    The model runs on the device its parameters are on.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    out = np.zeros((len(images), 2), dtype=np.float32)
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        batch = normalize(np.stack([_prepared(img, cfg) for img in chunk]), cfg.mean, cfg.std)
+        views = tta_views(batch) if tta else [batch]
+        logits = sum(model(torch.from_numpy(v).to(device)).float().cpu().numpy() for v in views) / len(views)
+        out[start : start + len(chunk)] = logits
+    return out

@@ -1,0 +1,87 @@
+"""Cached dataset: decode once, same pixels as inference, class-balanced sampling."""
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+import melascan.training.data as data_mod
+from melascan.data.manifest import read_manifest
+from melascan.imageio import load_rgb
+from melascan.preprocess import normalize, prepare_pixels
+from melascan.training.data import (
+    CachedImageDataset,
+    load_split,
+    make_train_sampler,
+    normalize_batch,
+    select_records,
+)
+
+
+def test_cache_holds_prepared_pixels_and_is_reused(tiny_config, monkeypatch):
+    cfg = dataclasses.replace(tiny_config, color_constancy="shades_of_gray")
+    manifest = read_manifest(cfg.manifest)
+    first = load_split(manifest, "val", cfg)
+    assert first.pixels.shape == (12, 32, 32, 3) and first.pixels.dtype == np.uint8
+    for record, pixels in zip(first.records[:3], first.pixels):
+        expected = prepare_pixels(load_rgb(manifest.source_root / record.path), 32, "shades_of_gray")
+        np.testing.assert_array_equal(pixels, expected)
+    assert first.class_counts() == {"benign": 6, "malignant": 6}
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("images decoded again")
+
+    monkeypatch.setattr(data_mod, "decode_images", no_decoding)
+    again = load_split(manifest, "val", cfg)
+    assert again.cache_path == first.cache_path
+    np.testing.assert_array_equal(again.pixels, first.pixels)
+    other = dataclasses.replace(cfg, color_constancy=None)
+    monkeypatch.undo()
+    assert load_split(manifest, "val", other).cache_path != first.cache_path  # keyed by colour constancy
+
+
+def test_limit_takes_a_seeded_subset(tiny_manifest):
+    manifest = read_manifest(tiny_manifest)
+    a = select_records(manifest, "train", 10, seed=42)
+    assert len(a) == 10 and a == select_records(manifest, "train", 10, seed=42)
+    assert a != select_records(manifest, "train", 10, seed=1)
+    assert len(select_records(manifest, "train", None, seed=42)) == 24
+
+
+def test_dataset_yields_uint8_tensors_and_normalisation_matches_inference():
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    ds = CachedImageDataset(pixels, np.array([0, 1, 0, 1]))
+    image, label, index = ds[1]
+    assert image.dtype == torch.uint8 and image.shape == (3, 16, 16) and (label, index) == (1, 1)
+    mean, std = [0.7, 0.6, 0.5], [0.2, 0.21, 0.22]
+    batch = torch.stack([ds[i][0] for i in range(4)])
+    np.testing.assert_allclose(normalize_batch(batch, mean, std).numpy(), normalize(pixels, mean, std), atol=1e-6)
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_weighted_sampler_balances_an_imbalanced_set(world_size):
+    labels = np.array([0] * 900 + [1] * 100)
+    drawn = Counter()
+    for rank in range(world_size):
+        sampler = make_train_sampler(labels, labels, weighted=True, seed=42, rank=rank, world_size=world_size)
+        sampler.set_epoch(3)
+        drawn.update(labels[list(sampler)].tolist())
+    assert sum(drawn.values()) == 1000
+    assert 0.43 < drawn[1] / 1000 < 0.57
+    plain = make_train_sampler(labels, labels, weighted=False, seed=42)
+    plain.set_epoch(0)
+    assert sorted(plain) == list(range(1000))  # a permutation: classes keep their 9:1 ratio
+
+
+def test_sampler_order_depends_only_on_seed_and_epoch():
+    labels = np.array([0] * 30 + [1] * 10)
+    a = make_train_sampler(labels, labels, weighted=True, seed=7)
+    b = make_train_sampler(labels, labels, weighted=True, seed=7)
+    a.set_epoch(2)
+    list(b)  # consuming another epoch first must not matter
+    b.set_epoch(2)
+    assert list(a) == list(b)
+    b.set_epoch(3)
+    assert list(a) != list(b)
