@@ -1,0 +1,242 @@
+"""The model card: everything the runtime needs besides the ONNX graph (no torch).
+
+A model folder holds four files, all named by ``model_card.json``::
+
+    model_card.json      machine-readable card (this module reads and writes it)
+    model_card.md        the same, for people
+    <name>.onnx          one self-contained ONNX file: input -> logits (N,2), features (N,C,h,w)
+    <name>_head.npz      the linear head (``weight`` (2,C), ``bias`` (2,)) used for CAM
+
+The runtime trusts nothing it has not checked: ``load_card`` validates the fields and
+``verify_files`` compares the sha256 of each file with the card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from melascan.errors import ModelError
+
+CARD_FILE = "model_card.json"
+CARD_MD_FILE = "model_card.md"
+SCHEMA_VERSION = 1
+CLASS_NAMES = ("benign", "malignant")  # logit index = class id
+STATUSES = ("trained", "untrained")
+
+#: Thresholds and temperature used when a run has no calibration.json.
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_THRESHOLDS = {"balanced": 0.5, "screening": 0.5}
+
+PLACEHOLDER_NOTE = (
+    "PLACEHOLDER MODEL - NOT TRAINED. The weights are random: the probabilities it gives "
+    "carry no information about melanoma. It exists only so that the app and the tools can "
+    "run before a trained model is exported with `melascan export`."
+)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_entry(path: str | Path) -> dict[str, Any]:
+    """``{"name", "sha256", "bytes"}`` for a file of the model folder."""
+    path = Path(path)
+    return {"name": path.name, "sha256": file_sha256(path), "bytes": path.stat().st_size}
+
+
+def _require(card: dict, dotted: str) -> Any:
+    node: Any = card
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            raise ModelError(f"model card is missing the field {dotted!r}")
+        node = node[key]
+    return node
+
+
+def validate_card(card: dict, source: str = "model card") -> dict:
+    """Check the fields the runtime relies on; raise ``ModelError`` naming ``source``."""
+    try:
+        if not isinstance(card, dict):
+            raise ModelError("not a JSON object")
+        if card.get("schema_version") != SCHEMA_VERSION:
+            raise ModelError(f"unsupported schema_version {card.get('schema_version')!r}")
+        if _require(card, "status") not in STATUSES:
+            raise ModelError(f"status must be one of {STATUSES}")
+        size = _require(card, "input.image_size")
+        if not isinstance(size, int) or size < 8:
+            raise ModelError(f"bad input.image_size {size!r}")
+        for key in ("mean", "std"):
+            values = _require(card, f"input.{key}")
+            if not (isinstance(values, list) and len(values) == 3):
+                raise ModelError(f"input.{key} must be 3 numbers")
+        if min(card["input"]["std"]) <= 0:
+            raise ModelError("input.std must be positive")
+        _require(card, "input.color_constancy")
+        temperature = _require(card, "calibration.temperature")
+        if not (isinstance(temperature, (int, float)) and temperature > 0):
+            raise ModelError(f"calibration.temperature must be > 0, got {temperature!r}")
+        thresholds = _require(card, "calibration.thresholds")
+        for key in ("balanced", "screening"):
+            t = thresholds.get(key) if isinstance(thresholds, dict) else None
+            if not (isinstance(t, (int, float)) and 0.0 <= t <= 1.0):
+                raise ModelError(f"calibration.thresholds.{key} must be in [0, 1], got {t!r}")
+        for key in ("onnx", "head"):
+            _require(card, f"files.{key}.name")
+            _require(card, f"files.{key}.sha256")
+        if list(_require(card, "class_names")) != list(CLASS_NAMES):
+            raise ModelError(f"class_names must be {list(CLASS_NAMES)}")
+    except ModelError as exc:
+        raise ModelError(f"{source}: {exc}") from None
+    return card
+
+
+def load_card(model_dir: str | Path) -> dict:
+    """Read and validate ``model_dir/model_card.json``."""
+    path = Path(model_dir) / CARD_FILE
+    if not path.is_file():
+        raise ModelError(f"model card not found: {path}")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: not a readable JSON model card ({exc})") from None
+    return validate_card(card, str(path))
+
+
+def verify_files(card: dict, model_dir: str | Path) -> None:
+    """Raise ``ModelError`` if a file named by the card is missing or its sha256 differs."""
+    for key in ("onnx", "head"):
+        entry = card["files"][key]
+        path = Path(model_dir) / entry["name"]
+        if not path.is_file():
+            raise ModelError(f"model file missing: {path} (named by {CARD_FILE})")
+        actual = file_sha256(path)
+        if actual != entry["sha256"]:
+            raise ModelError(
+                f"{path}: sha256 {actual[:12]}... does not match the model card "
+                f"({entry['sha256'][:12]}...); the file is corrupt or belongs to another model"
+            )
+
+
+def write_card(card: dict, model_dir: str | Path) -> tuple[Path, Path]:
+    """Validate ``card`` and write ``model_card.json`` and ``model_card.md``."""
+    model_dir = Path(model_dir)
+    validate_card(card)
+    json_path = model_dir / CARD_FILE
+    json_path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    md_path = model_dir / CARD_MD_FILE
+    md_path.write_text(card_markdown(card), encoding="utf-8")
+    return json_path, md_path
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return "—" if value is None else str(value)
+
+
+#: Columns of the metrics table in model_card.md (keys of runinfo.summarize_metrics).
+METRIC_COLUMNS = (
+    ("n_images", "images"),
+    ("roc_auc", "ROC-AUC"),
+    ("roc_auc_ci", "95% CI"),
+    ("pr_auc", "PR-AUC"),
+    ("sensitivity_balanced", "sens (bal.)"),
+    ("specificity_balanced", "spec (bal.)"),
+    ("sensitivity_screening", "sens (scr.)"),
+    ("specificity_screening", "spec (scr.)"),
+    ("ece", "ECE"),
+)
+
+
+def _metrics_table(metrics: dict) -> list[str]:
+    """One row per evaluated set (and one without leaked images when measured)."""
+    lines = ["| set | " + " | ".join(title for _, title in METRIC_COLUMNS) + " |"]
+    lines.append("|---" * (len(METRIC_COLUMNS) + 1) + "|")
+    for name, values in metrics.items():
+        rows = [(name, "")]
+        if "n_images_without_leaked" in values:
+            rows.append((f"{name} without images also in training", "_without_leaked"))
+        for label, suffix in rows:
+            cells = [_fmt(values.get(key + suffix)) for key, _ in METRIC_COLUMNS]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def card_markdown(card: dict) -> str:
+    """A readable rendering of the card (``model_card.md``)."""
+    inp, cal, exp = card["input"], card["calibration"], card.get("export", {})
+    lines = [f"# Model card: {card.get('name', 'model')}", ""]
+    warnings = list(card.get("warnings", []))
+    if card["status"] != "trained" and PLACEHOLDER_NOTE not in warnings:
+        warnings.insert(0, PLACEHOLDER_NOTE)
+    for warning in warnings:
+        lines += [f"> **WARNING:** {warning}", ""]
+    lines += [
+        "Research software, not a medical device: a probability from this model is not a diagnosis.",
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| status | {card['status']} |",
+        f"| architecture | {card.get('architecture')} |",
+        f"| precision | {card.get('precision', 'fp32')} |",
+        f"| classes (logit order) | {', '.join(card['class_names'])} |",
+        f"| input | {inp['image_size']} x {inp['image_size']} RGB, centre square crop |",
+        f"| mean / std (0-1 scale) | {_fmt(inp['mean'])} / {_fmt(inp['std'])} |",
+        f"| colour constancy | {inp['color_constancy'] or 'none'} |",
+        f"| temperature T | {_fmt(cal['temperature'])} |",
+        f"| threshold balanced | {_fmt(cal['thresholds']['balanced'])} |",
+        f"| threshold screening | {_fmt(cal['thresholds']['screening'])} |",
+        f"| calibration source | {cal.get('source') or 'none (defaults)'} |",
+        f"| ONNX file | {card['files']['onnx']['name']} ({card['files']['onnx'].get('bytes', 0) / 1e6:.1f} MB) |",
+        f"| ONNX sha256 | `{card['files']['onnx']['sha256']}` |",
+        f"| exporter / opset | {exp.get('exporter')} / {exp.get('opset')} |",
+        f"| ONNX vs PyTorch max abs diff (logits) | {_fmt(exp.get('max_abs_diff_logits'))} |",
+        f"| ONNX vs PyTorch max abs diff (features) | {_fmt(exp.get('max_abs_diff_features'))} |",
+        f"| created | {card.get('created')} |",
+        "",
+        "P(melanoma) = softmax(logits / T)[1]; a label is `malignant` when P >= the threshold.",
+        "",
+    ]
+    int8 = exp.get("int8")
+    if int8:
+        lines += ["## int8 quantization", "", f"{int8.get('method')}; {int8.get('calibration_images')} "
+                  f"calibration images ({int8.get('calibration_source') or 'unspecified'}).", ""]  # fmt: skip
+        comparison = int8.get("comparison") or {}
+        lines += [f"- {k}: {_fmt(v)}" for k, v in comparison.items()] + [""]
+    training = card.get("training") or {}
+    if training:
+        lines += ["## Training", ""]
+        if training.get("command"):
+            lines += ["```", training["command"], "```", ""]
+        for key in ("run", "checkpoint", "data_manifest", "data_manifest_sha256"):
+            if training.get(key):
+                lines.append(f"- {key}: `{training[key]}`")
+        lines.append("")
+        best = (training.get("summary") or {}).get("best")
+        if isinstance(best, dict):
+            epoch = training["summary"].get("best_epoch")
+            values = ", ".join(f"{k} {_fmt(v)}" for k, v in best.items() if isinstance(v, (int, float)))
+            lines += [f"Best validation epoch {epoch} (during training): {values}", ""]
+        if training.get("config"):
+            config = yaml.safe_dump(training["config"], sort_keys=False, default_flow_style=None).rstrip()
+            lines += ["Resolved config (`config.yaml` of the run):", "", "```yaml", config, "```", ""]
+    metrics = card.get("metrics") or {}
+    lines += ["## Metrics", ""]
+    if metrics:
+        lines += ["Copied from the run's evaluation outputs (`eval/*/metrics.json`).", ""]
+        lines += _metrics_table(metrics) + [""]
+    else:
+        lines += ["No evaluation outputs were found for this model: no metrics are reported.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,291 @@
+"""The torch-free melanoma classifier: an ONNX model, its card, and CAM.
+
+>>> clf = Classifier.default()               # the model shipped in melascan/assets/model
+>>> p = clf.predict("lesion.jpg", with_cam=True)
+>>> p.probability, p.labels["balanced"], p.cam.shape
+
+Pre-processing is the training pipeline's, parameterised by the card:
+``imageio.load_rgb`` -> ``preprocess.prepare_pixels(rgb, size, color_constancy)`` ->
+``preprocess.normalize(mean, std)``. P(melanoma) = softmax(logits / T)[1].
+
+One ``Classifier`` may be shared by threads (Flask): its state is read-only after
+construction and ``onnxruntime.InferenceSession.run`` is thread-safe.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from melascan import imageio, preprocess
+from melascan.errors import ImageError, ModelError
+from melascan.inference import card as model_card
+from melascan.inference.cam import cam_to_image, class_activation_map
+
+#: Threads for one inference (``intra_op_num_threads``). On the 2-core target a second
+#: thread did not lower batch-1 latency and cut batched throughput (docs/inference.md),
+#: and with one thread per call concurrent requests spread over both cores. Override
+#: with the environment variable ``MELASCAN_ORT_THREADS`` or ``Classifier(threads=)``.
+DEFAULT_THREADS = 1
+
+
+def calibrated_probability(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T)[..., 1] for 2-class logits (..., 2), computed stably."""
+    logits = np.asarray(logits, dtype=np.float64)
+    z = (logits[..., 1] - logits[..., 0]) / float(temperature)
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # = sigmoid(z), without overflow
+
+
+def label_for(probability: float, threshold: float) -> str:
+    """``"malignant"`` when ``probability >= threshold``, else ``"benign"``."""
+    return "malignant" if probability >= threshold else "benign"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The result for one image."""
+
+    probability: float  # calibrated P(melanoma) in [0, 1]
+    logits: tuple[float, float]  # raw (benign, malignant), before temperature
+    labels: dict[str, str]  # {"balanced": "benign"|"malignant", "screening": ...}
+    thresholds: dict[str, float]  # the thresholds the labels used
+    temperature: float
+    cam: np.ndarray | None = field(default=None, repr=False, compare=False)  # HxW in [0, 1]
+
+    @property
+    def label(self) -> str:
+        """The label at the balanced threshold."""
+        return self.labels["balanced"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (the CAM is left out)."""
+        return {
+            "probability": self.probability,
+            "logits": list(self.logits),
+            "labels": dict(self.labels),
+            "thresholds": dict(self.thresholds),
+            "temperature": self.temperature,
+        }
+
+
+def default_model_dir() -> Path:
+    """The folder of the embedded model, ``melascan/assets/model``."""
+    root = importlib.resources.files("melascan").joinpath("assets", "model")
+    if not isinstance(root, Path):  # e.g. installed as a zip: onnxruntime needs a real file
+        raise ModelError(f"the embedded model is not on the file system ({root})")
+    return root
+
+
+def _resolve(model: str | os.PathLike) -> tuple[Path, Path | None]:
+    """``(model_dir, onnx_file_or_None)`` for a folder, an .onnx file or a model_card.json."""
+    path = Path(model)
+    if path.is_dir():
+        return path, None
+    if path.is_file() and path.name == model_card.CARD_FILE:
+        return path.parent, None
+    if path.is_file():
+        return path.parent, path
+    raise ModelError(f"model not found: {path}")
+
+
+def _session_options(threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # With threads > 1, workers sleep instead of busy-waiting between ops: on 2 shared
+    # cores (web server, lesion analysis, other requests) spinning made batch 1 slower.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only
+    return options
+
+
+class Classifier:
+    """An exported MelaScan model: ``<name>.onnx`` + ``<name>_head.npz`` + ``model_card.json``."""
+
+    _default: "Classifier | None" = None
+    _default_lock = threading.Lock()
+
+    def __init__(self, model: str | os.PathLike, *, threads: int | None = None, verify: bool = True):
+        """Load a model folder (or its .onnx file, or its model_card.json).
+
+        ``verify`` checks the files' sha256 against the card. Raises ``ModelError``
+        when something is missing, corrupt or inconsistent.
+        """
+        import onnxruntime as ort
+
+        self.model_dir, onnx_file = _resolve(model)
+        self.card = model_card.load_card(self.model_dir)
+        if onnx_file is not None and onnx_file.name != self.card["files"]["onnx"]["name"]:
+            raise ModelError(
+                f"{onnx_file}: the model card in {self.model_dir} describes "
+                f"{self.card['files']['onnx']['name']}, not this file"
+            )
+        if verify:
+            model_card.verify_files(self.card, self.model_dir)
+        self.onnx_path = self.model_dir / self.card["files"]["onnx"]["name"]
+        self.weight, self.bias = self._load_head(self.model_dir / self.card["files"]["head"]["name"])
+
+        inp = self.card["input"]
+        self.image_size: int = inp["image_size"]
+        self.mean: tuple[float, ...] = tuple(inp["mean"])
+        self.std: tuple[float, ...] = tuple(inp["std"])
+        self.color_constancy: str | None = inp["color_constancy"]
+        self.temperature: float = float(self.card["calibration"]["temperature"])
+        self.thresholds: dict[str, float] = {
+            k: float(v) for k, v in self.card["calibration"]["thresholds"].items()
+        }
+        self.status: str = self.card["status"]
+
+        if threads is None:
+            value = os.environ.get("MELASCAN_ORT_THREADS", str(DEFAULT_THREADS))
+            if not value.strip().isdigit():
+                raise ModelError(f"MELASCAN_ORT_THREADS must be a positive integer, got {value!r}")
+            threads = int(value)
+        self.threads = max(1, threads)
+        try:
+            self.session = ort.InferenceSession(
+                str(self.onnx_path), _session_options(self.threads), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{self.onnx_path}: onnxruntime cannot load the model ({exc})") from None
+        self._check_session()
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def default(cls) -> "Classifier":
+        """The embedded model (loaded once per process, shared)."""
+        with cls._default_lock:
+            if cls._default is None:
+                cls._default = cls(default_model_dir())
+            return cls._default
+
+    @staticmethod
+    def _load_head(path: Path) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                weight, bias = data["weight"].astype(np.float32), data["bias"].astype(np.float32)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelError(f"{path}: not a valid head file ({exc})") from None
+        if weight.ndim != 2 or weight.shape[0] != 2 or bias.shape != (2,):
+            raise ModelError(f"{path}: expected weight (2, C) and bias (2,), got {weight.shape}, {bias.shape}")
+        return weight, bias
+
+    def _check_session(self) -> None:
+        inputs = self.session.get_inputs()
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        name = self.card["input"]["name"]
+        if len(inputs) != 1 or inputs[0].name != name:
+            raise ModelError(f"{self.onnx_path}: expected one input named {name!r}")
+        if list(inputs[0].shape[1:]) != [3, self.image_size, self.image_size]:
+            raise ModelError(
+                f"{self.onnx_path}: input shape {inputs[0].shape} does not match the card's "
+                f"image_size {self.image_size}"
+            )
+        if "logits" not in outputs or "features" not in outputs:
+            raise ModelError(f"{self.onnx_path}: expected outputs 'logits' and 'features'")
+        if outputs["features"][1] != self.weight.shape[1]:
+            raise ModelError(
+                f"{self.onnx_path}: {outputs['features'][1]} feature channels but the head "
+                f"expects {self.weight.shape[1]}"
+            )
+
+    # ----------------------------------------------------------- pre-processing
+    @staticmethod
+    def load(image: Any) -> np.ndarray:
+        """Any accepted image -> ``HxWx3`` ``uint8`` RGB.
+
+        Accepts a path, bytes, a binary file object (via ``imageio.load_rgb``), a Pillow
+        image, or an ``HxWx3`` ``uint8`` array (used as is).
+        """
+        if isinstance(image, np.ndarray):
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+                raise ImageError(
+                    f"expected an HxWx3 uint8 RGB array, got {image.dtype} array of shape {image.shape}"
+                )
+            return image
+        if isinstance(image, Image.Image):
+            return imageio.to_rgb_array(image)
+        return imageio.load_rgb(image)
+
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """``HxWx3`` ``uint8`` -> the model's ``(3, S, S)`` float32 input (training's pipeline)."""
+        pixels = preprocess.prepare_pixels(rgb, self.image_size, self.color_constancy)
+        return preprocess.normalize(pixels, self.mean, self.std)
+
+    # --------------------------------------------------------------- inference
+    def run(self, batch: np.ndarray, *, with_features: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw model: ``(N, 3, S, S)`` float32 -> ``(logits (N, 2), features (N, C, h, w) | None)``."""
+        names = ["logits", "features"] if with_features else ["logits"]
+        out = self.session.run(names, {self.card["input"]["name"]: np.ascontiguousarray(batch, np.float32)})
+        return out[0], (out[1] if with_features else None)
+
+    def prediction_from_logits(self, logits: np.ndarray, cam: np.ndarray | None = None) -> Prediction:
+        """A ``Prediction`` from one image's raw logits (2,): temperature and thresholds applied."""
+        probability = float(calibrated_probability(logits, self.temperature))
+        return Prediction(
+            probability=probability,
+            logits=(float(logits[0]), float(logits[1])),
+            labels={k: label_for(probability, t) for k, t in self.thresholds.items()},
+            thresholds=dict(self.thresholds),
+            temperature=self.temperature,
+            cam=cam,
+        )
+
+    def _cam(self, features: np.ndarray, height_px: int, width_px: int) -> np.ndarray:
+        return cam_to_image(class_activation_map(features, self.weight), height_px, width_px)
+
+    def predict(self, image: Any, *, with_cam: bool = False) -> Prediction:
+        """Classify one image; with ``with_cam`` the same forward pass also gives the CAM."""
+        return self.predict_batch([image], batch_size=1, with_cam=with_cam)[0]
+
+    def predict_batch(
+        self, images: Iterable[Any], *, batch_size: int = 32, with_cam: bool = False
+    ) -> list[Prediction]:
+        """Classify images in batches of ``batch_size``; any unreadable image raises ``ImageError``."""
+        images = list(images)
+        results: list[Prediction] = []
+        for start in range(0, len(images), max(1, batch_size)):
+            rgbs = [self.load(img) for img in images[start : start + batch_size]]
+            logits, features = self.predict_arrays(rgbs, with_features=with_cam)
+            for i, rgb in enumerate(rgbs):
+                cam = self._cam(features[i], *rgb.shape[:2]) if with_cam else None
+                results.append(self.prediction_from_logits(logits[i], cam))
+        return results
+
+    def predict_arrays(
+        self, rgbs: Sequence[np.ndarray], *, with_features: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw logits (and features) for already-decoded ``uint8`` RGB arrays, one batch."""
+        batch = np.stack([self.prepare(rgb) for rgb in rgbs])
+        return self.run(batch, with_features=with_features)
+
+    def cam(self, image: Any) -> np.ndarray:
+        """The class activation map for malignant: ``HxW`` float32 in [0, 1] at the image's size."""
+        return self.predict(image, with_cam=True).cam  # type: ignore[return-value]
+
+    def summary(self) -> dict[str, Any]:
+        """A few card fields worth showing next to a result."""
+        return {
+            "name": self.card.get("name"),
+            "status": self.status,
+            "architecture": self.card.get("architecture"),
+            "image_size": self.image_size,
+            "temperature": self.temperature,
+            "thresholds": dict(self.thresholds),
+            "sha256": self.card["files"]["onnx"]["sha256"],
+            "warnings": list(self.card.get("warnings", [])),
+        }
+
+    def __repr__(self) -> str:
+        return f"Classifier({str(self.model_dir)!r}, {self.card.get('architecture')}, status={self.status})"

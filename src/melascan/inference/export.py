@@ -1,0 +1,386 @@
+"""Export a PyTorch classifier to one ONNX file plus its CAM head and model card.
+
+This is the only ``melascan.inference`` module that imports torch; the runtime
+(``melascan.inference.classifier``) never imports it. Import this module lazily.
+
+The exported graph has one input and two outputs::
+
+    input    (N, 3, S, S) float32, normalised as the card says
+    logits   (N, 2)       benign, malignant
+    features (N, C, h, w) the last feature map, before global pooling (for CAM)
+
+After export, onnxruntime runs the file on a few random inputs and the largest
+absolute difference to PyTorch is recorded (and must stay under a tolerance).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from melascan.errors import ModelError
+from melascan.inference import card as model_card
+
+log = logging.getLogger(__name__)
+
+#: ONNX opset: 18 is well supported by onnxruntime >= 1.14 and by the dynamo exporter.
+DEFAULT_OPSET = 18
+#: The embedded model must stay small enough for the repository and a quick app start.
+DEFAULT_MAX_SIZE_MB = 25.0
+INPUT_NAME = "input"
+OUTPUT_NAMES = ("logits", "features")
+
+
+class LogitsAndFeatures(torch.nn.Module):
+    """Wrap a timm model so that one forward pass returns ``(logits, features)``."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
+            raise ModelError(
+                f"cannot export {type(model).__name__}: it needs timm's "
+                "forward_features/forward_head methods"
+            )
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.forward_features(x)
+        return self.model.forward_head(features), features
+
+
+@dataclass
+class ExportCheck:
+    """What ``export_onnx`` did and measured (copied into the model card)."""
+
+    path: str
+    exporter: str
+    opset: int
+    image_size: int
+    check_batch_sizes: list[int]
+    max_abs_diff_logits: float
+    max_abs_diff_features: float
+    feature_shape: list[int]  # C, h, w
+    size_bytes: int
+    sha256: str
+    torch_version: str
+    onnxruntime_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def head_weights(model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's ``weight`` (2, C) and ``bias`` (2,) as float32 arrays, for CAM.
+
+    If the head normalises the pooled vector with an affine LayerNorm (ConvNeXt),
+    its per-channel scale is folded into the weights: the CAM is then an
+    approximation (``export_bundle`` measures how close).
+    """
+    get = getattr(model, "get_classifier", None)
+    fc = get() if callable(get) else None
+    if not isinstance(fc, torch.nn.Linear) or fc.out_features != 2:
+        raise ModelError(
+            f"cannot find a 2-class linear classifier on {type(model).__name__} "
+            f"(got {type(fc).__name__})"
+        )
+    weight = fc.weight.detach().float().cpu().numpy()
+    bias = (
+        fc.bias.detach().float().cpu().numpy() if fc.bias is not None else np.zeros(2, np.float32)
+    )
+    norm = getattr(getattr(model, "head", None), "norm", None)
+    if isinstance(getattr(norm, "weight", None), torch.Tensor):
+        weight = weight * norm.weight.detach().float().cpu().numpy()[None, :]
+    return weight.astype(np.float32), bias.astype(np.float32)
+
+
+def _export(wrapper: torch.nn.Module, example: torch.Tensor, out_path: Path, opset: int) -> str:
+    """Write the ONNX file; dynamo exporter first, legacy TorchScript exporter as fallback."""
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    for noisy in ("onnx_ir", "onnxscript"):  # one INFO line per folded constant
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(out_path),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes={"x": {0: batch}},
+            external_data=False,
+            optimize=True,
+            verbose=False,
+        )
+        return "torch.onnx.export(dynamo=True)"
+    except Exception as exc:  # exporter limitations differ per architecture
+        log.warning("dynamo ONNX export failed (%s: %s); using the legacy exporter", type(exc).__name__, exc)
+    torch.onnx.export(
+        wrapper,
+        (example,),
+        str(out_path),
+        input_names=[INPUT_NAME],
+        output_names=list(OUTPUT_NAMES),
+        opset_version=opset,
+        dynamo=False,
+        dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
+        do_constant_folding=True,
+    )
+    return "torch.onnx.export(dynamo=False)"
+
+
+def export_onnx(
+    model: torch.nn.Module,
+    out_path: str | Path,
+    image_size: int,
+    *,
+    opset: int = DEFAULT_OPSET,
+    check_batch_sizes: Sequence[int] = (1, 3),
+    tolerance: float = 1e-4,
+    max_size_mb: float | None = DEFAULT_MAX_SIZE_MB,
+    seed: int = 0,
+) -> ExportCheck:
+    """Export ``model`` (a timm classifier with 2 outputs) to one ONNX file and check it.
+
+    The check runs random normal inputs of each batch size through PyTorch and
+    onnxruntime; the export fails if the logits differ by more than
+    ``tolerance * max(1, max|logit|)``. The file never uses external data and must
+    not exceed ``max_size_mb`` (``None``: no limit).
+    """
+    import onnxruntime as ort
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    Path(str(out_path) + ".data").unlink(missing_ok=True)
+    model = model.eval().float().cpu()
+    wrapper = LogitsAndFeatures(model).eval()
+    generator = torch.Generator().manual_seed(seed)
+    example = torch.randn(2, 3, image_size, image_size, generator=generator)
+    with torch.no_grad():
+        logits, features = wrapper(example)
+    if logits.ndim != 2 or logits.shape[1] != 2 or features.ndim != 4:
+        raise ModelError(
+            f"expected logits (N, 2) and features (N, C, h, w), got {tuple(logits.shape)} "
+            f"and {tuple(features.shape)}"
+        )
+    exporter = _export(wrapper, example, out_path, opset)
+    if Path(str(out_path) + ".data").exists():
+        raise ModelError(f"{out_path}: the exporter wrote external data; expected one file")
+    size_bytes = out_path.stat().st_size
+    if max_size_mb is not None and size_bytes > max_size_mb * 1e6:
+        raise ModelError(
+            f"{out_path}: {size_bytes / 1e6:.1f} MB exceeds the {max_size_mb:g} MB limit "
+            "for an embedded model (choose a smaller architecture or raise the limit)"
+        )
+
+    session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
+    diff_logits = diff_features = 0.0
+    scale = 1.0
+    for n in check_batch_sizes:
+        x = torch.randn(n, 3, image_size, image_size, generator=generator)
+        with torch.no_grad():
+            ref_logits, ref_features = (t.numpy() for t in wrapper(x))
+        got_logits, got_features = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
+        diff_logits = max(diff_logits, float(np.abs(got_logits - ref_logits).max()))
+        diff_features = max(diff_features, float(np.abs(got_features - ref_features).max()))
+        scale = max(scale, float(np.abs(ref_logits).max()))
+    if not diff_logits <= tolerance * scale:
+        raise ModelError(
+            f"{out_path}: ONNX logits differ from PyTorch by {diff_logits:.3g} "
+            f"(tolerance {tolerance * scale:.3g}); the export is not faithful"
+        )
+    log.debug("exported %s (%.1f MB), max |logits diff| = %.3g", out_path, size_bytes / 1e6, diff_logits)
+    return ExportCheck(
+        path=str(out_path),
+        exporter=exporter,
+        opset=opset,
+        image_size=image_size,
+        check_batch_sizes=[int(n) for n in check_batch_sizes],
+        max_abs_diff_logits=diff_logits,
+        max_abs_diff_features=diff_features,
+        feature_shape=[int(d) for d in features.shape[1:]],
+        size_bytes=size_bytes,
+        sha256=model_card.file_sha256(out_path),
+        torch_version=torch.__version__,
+        onnxruntime_version=ort.__version__,
+    )
+
+
+def _cam_consistency(model: torch.nn.Module, weight: np.ndarray, bias: np.ndarray, image_size: int) -> float:
+    """Max |logits - (mean_hw(features) @ W.T + b)|: 0 (to rounding) when CAM is exact."""
+    x = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits, features = LogitsAndFeatures(model).eval()(x)
+    pooled = features.mean(dim=(2, 3)).numpy()
+    return float(np.abs(pooled @ weight.T + bias - logits.numpy()).max())
+
+
+def architecture_name(model: torch.nn.Module) -> str:
+    """The timm architecture name when known, else the class name."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return str(cfg.get("architecture") or type(model).__name__)
+
+
+def export_bundle(
+    model: torch.nn.Module,
+    out_dir: str | Path,
+    *,
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    color_constancy: str | None,
+    status: str = "trained",
+    name: str = "melascan_default",
+    architecture: str | None = None,
+    calibration: dict | None = None,
+    training: dict | None = None,
+    metrics: dict | None = None,
+    warnings: Sequence[str] = (),
+    opset: int = DEFAULT_OPSET,
+    max_size_mb: float | None = DEFAULT_MAX_SIZE_MB,
+) -> dict:
+    """Export ``model`` into ``out_dir`` as ``<name>.onnx``, ``<name>_head.npz`` and the
+    model card (json + md). Returns the card.
+
+    ``calibration`` is ``{"temperature", "thresholds": {"balanced", "screening"},
+    "source"}``; when ``None`` the defaults (T=1, thresholds 0.5) are used and the card
+    says so. ``metrics`` maps an evaluated set's name to its ``metrics.json`` content;
+    only pass numbers that were measured.
+    """
+    if status not in model_card.STATUSES:
+        raise ValueError(f"status must be one of {model_card.STATUSES}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model.eval().float().cpu()
+    warnings = list(warnings)
+    if status == "untrained":
+        warnings.insert(0, model_card.PLACEHOLDER_NOTE)
+    if calibration is None:
+        calibration = {
+            "temperature": model_card.DEFAULT_TEMPERATURE,
+            "thresholds": dict(model_card.DEFAULT_THRESHOLDS),
+            "source": None,
+        }
+        warnings.append(
+            "No calibration.json: temperature T = 1 (uncalibrated probabilities) and both "
+            "thresholds = 0.5 (not tuned on validation data)."
+        )
+
+    onnx_path = out_dir / f"{name}.onnx"
+    check = export_onnx(model, onnx_path, image_size, opset=opset, max_size_mb=max_size_mb)
+    weight, bias = head_weights(model)
+    if weight.shape[1] != check.feature_shape[0]:
+        raise ModelError(
+            f"head has {weight.shape[1]} input channels but the feature map has {check.feature_shape[0]}"
+        )
+    head_path = out_dir / f"{name}_head.npz"
+    np.savez(head_path, weight=weight, bias=bias)
+    cam_diff = _cam_consistency(model, weight, bias, image_size)
+
+    card = {
+        "schema_version": model_card.SCHEMA_VERSION,
+        "name": name,
+        "status": status,
+        "warnings": warnings,
+        "architecture": architecture or architecture_name(model),
+        "precision": "fp32",
+        "class_names": list(model_card.CLASS_NAMES),
+        "input": {
+            "name": INPUT_NAME,
+            "image_size": int(image_size),
+            "mean": [float(v) for v in mean],
+            "std": [float(v) for v in std],
+            "color_constancy": color_constancy or None,
+            "layout": "NCHW float32, (rgb/255 - mean) / std, after centre square crop and resize",
+        },
+        "outputs": {
+            "logits": ["N", 2],
+            "features": ["N", *check.feature_shape],
+        },
+        "calibration": {
+            "temperature": float(calibration["temperature"]),
+            "thresholds": {k: float(calibration["thresholds"][k]) for k in ("balanced", "screening")},
+            "source": calibration.get("source"),
+        },
+        "cam": {
+            "method": "CAM (Zhou et al. 2016): sum_c (w[malignant,c] - w[benign,c]) * features[c], "
+            "ReLU, normalised to [0, 1]",
+            "weights_file": head_path.name,
+            "max_abs_diff_pooled_logits": cam_diff,
+            "exact": bool(cam_diff <= 1e-3 * max(1.0, float(np.abs(bias).max()))),
+        },
+        "training": training or {},
+        "metrics": metrics or {},
+        "export": {
+            **{k: v for k, v in check.to_dict().items() if k not in ("path", "sha256", "size_bytes")},
+            "python": platform.python_version(),
+        },
+        "files": {
+            "onnx": model_card.file_entry(onnx_path),
+            "head": model_card.file_entry(head_path),
+        },
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    model_card.write_card(card, out_dir)
+    return card
+
+
+def export_untrained(
+    out_dir: str | Path,
+    architecture: str = "efficientnet_lite0",
+    image_size: int = 224,
+    *,
+    name: str = "melascan_default",
+    seed: int = 0,
+    head_std: float = 0.01,
+    max_size_mb: float | None = DEFAULT_MAX_SIZE_MB,
+) -> dict:
+    """Export a randomly initialised timm model (ImageNet mean/std) as a placeholder.
+
+    The classifier is re-initialised with N(0, ``head_std``) weights and zero bias so
+    that its (meaningless) probabilities stay near 0.5 instead of saturating at 0 or 1
+    as they do with timm's default head init on a random backbone. The card says
+    ``"status": "untrained"`` and carries a loud warning.
+    """
+    import timm
+
+    from melascan.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+    torch.manual_seed(seed)
+    model = timm.create_model(architecture, pretrained=False, num_classes=2)
+    head = model.get_classifier()
+    with torch.no_grad():
+        torch.nn.init.normal_(head.weight, std=head_std)
+        torch.nn.init.zeros_(head.bias)
+    return export_bundle(
+        model,
+        out_dir,
+        image_size=image_size,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        color_constancy=None,
+        status="untrained",
+        name=name,
+        architecture=architecture,
+        calibration={
+            "temperature": model_card.DEFAULT_TEMPERATURE,
+            "thresholds": dict(model_card.DEFAULT_THRESHOLDS),
+            "source": None,
+        },
+        training={
+            "command": (
+                "python -c \"from melascan.inference.export import export_untrained; "
+                f"export_untrained('OUT', '{architecture}', {image_size}, seed={seed}, head_std={head_std})\""
+            ),
+            "note": f"random initialisation (torch.manual_seed({seed}); classifier N(0, {head_std})), "
+            "never trained",
+        },
+        max_size_mb=max_size_mb,
+    )

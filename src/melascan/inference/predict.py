@@ -1,0 +1,120 @@
+"""Score image files and folders with a ``Classifier``: the engine of ``melascan predict``.
+
+The CSV is a stable interface (other tools score external sets through it): one row
+per image, columns ``CSV_COLUMNS``. A file that cannot be read gets a row with an
+empty score and the reason in ``error``; the other files are still scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from melascan.errors import DataError, ImageError
+from melascan.inference.classifier import Classifier
+
+#: Stable columns of ``melascan predict --csv`` (append new ones at the end only).
+CSV_COLUMNS = ("path", "probability", "label", "label_screening", "logit_benign", "logit_malignant", "error")
+#: Files a folder walk picks up (by suffix, case-insensitive); other files are ignored.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files under ``folder`` (recursive, hidden files and folders skipped), sorted
+    by their path relative to ``folder``."""
+    folder = Path(folder)
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
+                found.append(Path(root) / name)
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def resolve_inputs(source: str | Path) -> list[Path]:
+    """An image file -> ``[file]``; a folder -> its images. Raises when there is nothing."""
+    path = Path(source)
+    if path.is_dir():
+        images = list_images(path)
+        if not images:
+            raise DataError(f"{path}: no image files found (looked for {', '.join(IMAGE_SUFFIXES)})")
+        return images
+    if path.is_file():
+        return [path]
+    raise DataError(f"no such file or folder: {path}")
+
+
+def error_row(path: Path, message: str) -> dict[str, Any]:
+    return {"path": str(path), "probability": None, "label": None, "label_screening": None,
+            "logit_benign": None, "logit_malignant": None, "error": message}  # fmt: skip
+
+
+def score_files(
+    clf: Classifier,
+    paths: Iterable[Path],
+    *,
+    batch_size: int = 16,
+    on_error: Callable[[ImageError], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One row dict (keys ``CSV_COLUMNS``) per path, in order.
+
+    Unreadable files become error rows (``on_error`` is told); ``progress(n)`` is
+    called after each batch of ``n`` files.
+    """
+    paths = list(paths)
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(paths), max(1, batch_size)):
+        chunk = paths[start : start + batch_size]
+        slots: list[dict[str, Any] | None] = []
+        loaded, loaded_at = [], []
+        for path in chunk:
+            try:
+                loaded.append(clf.load(path))
+                loaded_at.append(len(slots))
+                slots.append(None)
+            except ImageError as exc:
+                if on_error:
+                    on_error(exc)
+                slots.append(error_row(path, str(exc)))
+        if loaded:
+            logits, _ = clf.predict_arrays(loaded)
+            for i, slot in enumerate(loaded_at):
+                p = clf.prediction_from_logits(logits[i])
+                slots[slot] = {
+                    "path": str(chunk[slot]),
+                    "probability": p.probability,
+                    "label": p.labels["balanced"],
+                    "label_screening": p.labels["screening"],
+                    "logit_benign": p.logits[0],
+                    "logit_malignant": p.logits[1],
+                    "error": None,
+                }
+        rows.extend(slots)  # type: ignore[arg-type]
+        if progress:
+            progress(len(chunk))
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return format(value, ".8g")
+    return str(value)
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: str | Path) -> Path:
+    """Write the rows with ``CSV_COLUMNS`` (empty cells for missing values)."""
+    out = Path(out)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            writer.writerow([_cell(row.get(col)) for col in CSV_COLUMNS])
+    return out
