@@ -10,7 +10,6 @@ import torch
 import melascan.training.engine as engine
 from melascan.cli import main
 from melascan.errors import DataError
-from melascan.training.config import RunConfig
 from melascan.training.engine import train
 from melascan.training.runs import load_config_file
 
@@ -128,25 +127,3 @@ def test_torchrun_ddp_on_two_cpu_processes(tiny_config, tmp_path):
     assert len(rows) == 1 and 0.0 <= float(rows[0]["val_acc"]) <= 1.0
     # 24 training images over 2 ranks, batch 4: 3 steps per rank per epoch, all 24 images counted
     assert "3 steps/epoch" in (tmp_path / "ddp" / "train.log").read_text()
-
-
-def test_study_is_a_loop_over_run_configs(tiny_config, tmp_path, capsys):
-    from melascan.training.study import STUDY_GRIDS, study_configs
-
-    assert list(STUDY_GRIDS["augment"]) == ["baseline", "F1", "F2", "F3", "F4", "F5",
-                                            "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"]
-    models = study_configs(RunConfig(), "models")
-    assert models["resnet50"].pretrained == "none" and models["resnet50"].model == "resnet50"
-    cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text("\n".join(f"{k}: {json.dumps(v)}" for k, v in dataclasses.asdict(tiny_config).items()))
-    args = ["study", "strategies", "--config", str(cfg_file), "--out", str(tmp_path / "s"), "--only", "ce", "ws"]
-    assert main(args) == 0
-    with open(tmp_path / "s" / "results.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert [r["variant"] for r in rows] == ["ce", "ws"]
-    assert json.loads((tmp_path / "s" / "ws" / "data.json").read_text())["class_counts"]
-    assert "weighted_sampling: true" in (tmp_path / "s" / "ws" / "config.yaml").read_text()
-    capsys.readouterr()
-    assert main(args) == 0  # finished variants are skipped
-    assert "already finished" not in capsys.readouterr().out
-    assert main(["study", "strategies", "--config", str(cfg_file), "--only", "nope"]) == 2

@@ -45,28 +45,47 @@ def run_train(args: argparse.Namespace) -> int:
 
 def add_study(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("grid", choices=("augment", "models", "strategies"),
-                        help="augment: table-4 recipes | models: six families | strategies: sampling/loss/colour")
+                        help="augment: 14 recipes without/with WS (tables 5-6) | models: six families + "
+                             "EfficientNet-Lite0 (table 10) | strategies: dropout, smoothing, TTA, focal, warm-up "
+                             "(table 12)")
     parser.add_argument("--config", type=Path, help="base YAML run config (default: built-in defaults)")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override base config keys, e.g. --set epochs=20 image_size=192")
+                        help="override base config keys, e.g. --set epochs=20 image_size=192 threads=1")
+    parser.add_argument("--epochs", type=int, metavar="N", help="same as --set epochs=N")
+    parser.add_argument("--image-size", type=int, metavar="PX", help="same as --set image_size=PX")
+    parser.add_argument("--limit", metavar="N", help="same as --set limit=N: N images per split (quick runs)")
     parser.add_argument("--out", type=Path, help="study folder (default: studies/<grid>)")
     parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants of the grid")
-    parser.epilog = "Re-running the same command skips finished variants and resumes interrupted ones."
+    parser.epilog = ("Writes OUT/<variant>/ (run folders), OUT/results.csv and OUT/results.md (test and val "
+                     "metrics at P >= 0.5). Re-running the same command skips finished variants, resumes "
+                     "interrupted ones and reuses their scores.")
+
+
+def study_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items plus the convenience flags (which win, coming last)."""
+    items = list(args.overrides)
+    for key, value in (("epochs", args.epochs), ("image_size", args.image_size), ("limit", args.limit)):
+        if value is not None:
+            items.append(f"{key}={value}")
+    return items
 
 
 def run_study(args: argparse.Namespace) -> int:
     from melascan.training.config import load_config
-    from melascan.training.study import run_study
+    from melascan.training.study import fmt, run_study, study_command
 
-    base = load_config(args.config, args.overrides)
+    overrides = study_overrides(args)
+    base = load_config(args.config, overrides)
     out = args.out or Path("studies") / args.grid
-    rows = run_study(base, args.grid, out, only=args.only)
+    command = study_command(args.grid, config=args.config, overrides=overrides, out=args.out)
+    rows = run_study(base, args.grid, out, only=args.only, command=command)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
-    print(f"study folder: {out} (results.csv)")
-    print(f"{'variant':<18}{'pretrained':>11}{'best':>6}{'val_loss':>10}{'val_auc':>9}{'val_f1':>8}")
+    print(f"study folder: {out} (results.csv, results.md)")
+    print(f"{'variant':<18}{'weights':>22}{'best':>5}{'stop':>5}{'test acc':>9}{'recall':>8}{'prec':>8}"
+          f"{'F1':>8}{'AUC':>8}{'val AUC':>8}")
     for r in rows:
-        auc = "n/a" if r["val_auc"] is None or r["val_auc"] != r["val_auc"] else f"{r['val_auc']:.3f}"
-        print(f"{r['variant']:<18}{r['pretrained']:>11}{r['best_epoch']:>6}{r['val_loss']:>10.4f}{auc:>9}"
-              f"{r['val_f1']:>8.3f}")
+        print(f"{r['variant']:<18}{r['pretrained']:>22}{r['best_epoch']:>5}{r['stopped_epoch']:>5}"
+              f"{fmt(r['test_accuracy']):>9}{fmt(r['test_recall']):>8}{fmt(r['test_precision']):>8}"
+              f"{fmt(r['test_f1']):>8}{fmt(r['test_roc_auc']) or 'n/a':>8}{fmt(r['val_roc_auc']) or 'n/a':>8}")
     return 0

@@ -1,21 +1,32 @@
-"""Studies: the seed's comparison grids, each a loop over RunConfigs.
+"""Studies: the seed's comparison grids, each a loop over RunConfigs, scored on the test split.
 
-``run_study(base, "augment", out)`` trains one run per variant into
-``out/<variant>/`` (an ordinary run folder) and writes ``out/results.csv`` with one
-row per variant. Finished variants are skipped and interrupted ones resumed, so
-re-running the same command continues a study.
+``run_study(base, "augment", out)`` trains one run per variant into ``out/<variant>/``
+(an ordinary run folder), scores each finished run on the **test** and val splits of
+its manifest and writes the table as ``out/results.csv`` and ``out/results.md``.
+Re-running the same command skips finished variants, resumes interrupted ones and
+reuses the cached scores (``<run>/study_metrics.json``), so a study can be stopped
+and continued at any time.
 
 Grids (each variant = overrides of the base config):
 
-- ``augment``: every recipe of the seed's table 4 (``baseline``, F1-F5, C1-C8);
-- ``models``: the seed's six families (``resnet50``, ``efficientnet_b0``,
-  ``densenet121``, ``convnext_tiny``, ``vgg16_bn``, ``inception_v3``). Offline
-  ImageNet weights exist only for EfficientNet-Lite, so with ``pretrained=offline``
-  these train from scratch (``pretrained=none``, recorded in results.csv); use
-  ``--set pretrained=timm`` with internet access for ImageNet weights;
-- ``strategies``: imbalance and colour strategies: ``ce`` (plain), ``ws``
-  (class-weighted sampling), ``label_smoothing`` (0.1), ``focal`` (alpha 3, gamma 2),
-  ``ws_focal``, ``shades_of_gray`` (colour constancy).
+- ``augment`` (the seed's tables 5-6): the 14 recipes of table 4 (``baseline``,
+  F1-F5, C1-C8) without class-weighted sampling (``C4``) and with it (``C4_ws``);
+- ``models`` (table 10): the seed's six families (``resnet50``, ``efficientnet_b0``,
+  ``densenet121``, ``convnext_tiny``, ``vgg16_bn``, ``inception_v3``) and
+  ``efficientnet_lite0`` (always with its offline ImageNet weights) as the reference row. Offline ImageNet weights exist only
+  for EfficientNet-Lite, so with ``pretrained=offline`` the six train from scratch
+  (``pretrained=none``, a column of the table); ``--set pretrained=timm`` gives them
+  timm's ImageNet weights where the hub can be reached;
+- ``strategies`` (table 12): dropout head (``baseline`` = the base config's
+  ``drop_rate`` 0.3 vs ``no_dropout``), label smoothing, TTA (the ``baseline`` run
+  scored with test-time augmentation, no extra training), focal loss
+  alpha 0.25/0.5/1/2 (gamma 2) and alpha 0.35 gamma 2.5, warm-up 5/10/20 epochs,
+  plus ``ws``, ``ws_focal`` and ``shades_of_gray``.
+
+Scores: P(melanoma) = softmax(logits)[:, 1] from ``runs.predict_logits`` on the
+images of the split (the run's ``limit``/``seed`` subset, as in training), a case
+called malignant when P >= 0.5 (the seed's rule; no calibration), metrics from
+``melascan.evaluation.metrics``.
 """
 
 from __future__ import annotations
@@ -24,7 +35,15 @@ import csv
 import dataclasses
 import json
 import logging
+import math
+import os
+import platform
+import shlex
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from melascan.errors import DataError
 from melascan.training.config import RunConfig, config_from_dict
@@ -34,25 +53,90 @@ from melascan.training.weights import OFFLINE_MODELS
 
 log = logging.getLogger("melascan.training")
 
-STUDY_GRIDS: dict[str, dict[str, dict]] = {
-    "augment": {name: {"recipe": name} for name in SEED_RECIPES},
-    "models": {name: {"model": name} for name in SEED_MODELS},
+#: Threshold on softmax P(melanoma) used for the threshold metrics (the seed's rule).
+THRESHOLD = 0.5
+#: Smallest input some seed models accept (inception_v3's stem fails below 75 px).
+MIN_IMAGE_SIZE = {"inception_v3": 75}
+#: Config keys that do not change what a run learns: a finished run with other values is reused.
+OPERATIONAL_KEYS = ("threads", "num_workers", "device", "amp", "cache_dir", "checkpoint_every", "tta",
+                    "mean", "std")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of a study: config overrides, a short description, and how it is scored."""
+
+    overrides: dict = field(default_factory=dict)
+    note: str = ""
+    tta: bool = False  # score with test-time augmentation (runs.predict_logits(tta=True))
+    run_of: str | None = None  # score this other variant's run instead of training one
+
+
+def _augment_grid() -> dict[str, Variant]:
+    plain = {r: Variant({"recipe": r, "weighted_sampling": False}, f"recipe {r}") for r in SEED_RECIPES}
+    ws = {f"{r}_ws": Variant({"recipe": r, "weighted_sampling": True}, f"recipe {r} + WS") for r in SEED_RECIPES}
+    return {**plain, **ws}
+
+
+def _models_grid() -> dict[str, Variant]:
+    grid = {m: Variant({"model": m}, m) for m in SEED_MODELS}
+    grid["efficientnet_lite0"] = Variant({"model": "efficientnet_lite0", "pretrained": "offline"},
+                                         "reference: offline ImageNet weights")
+    return grid
+
+
+def _focal(alpha: float, gamma: float = 2.0) -> Variant:
+    return Variant({"loss": "focal", "focal_alpha": alpha, "focal_gamma": gamma}, f"focal loss alpha {alpha}, gamma {gamma}")
+
+
+STUDY_GRIDS: dict[str, dict[str, Variant]] = {
+    "augment": _augment_grid(),
+    "models": _models_grid(),
     "strategies": {
-        "ce": {},
-        "ws": {"weighted_sampling": True},
-        "label_smoothing": {"loss": "label_smoothing", "smoothing": 0.1},
-        "focal": {"loss": "focal", "focal_alpha": 3.0, "focal_gamma": 2.0},
-        "ws_focal": {"weighted_sampling": True, "loss": "focal", "focal_alpha": 1.0, "focal_gamma": 2.0},
-        "shades_of_gray": {"color_constancy": "shades_of_gray"},
+        "baseline": Variant({}, "base config (CE, dropout head)"),
+        "no_dropout": Variant({"drop_rate": 0.0}, "no dropout before the head (drop_rate 0)"),
+        "label_smoothing": Variant({"loss": "label_smoothing", "smoothing": 0.1}, "label smoothing 0.1"),
+        "tta": Variant({}, "baseline run + TTA (8 flips/rotations), no retraining", tta=True, run_of="baseline"),
+        "focal_a0.25": _focal(0.25),
+        "focal_a0.5": _focal(0.5),
+        "focal_a1": _focal(1.0),
+        "focal_a2": _focal(2.0),
+        "focal_a0.35_g2.5": _focal(0.35, 2.5),
+        "warmup_5": Variant({"warmup_epochs": 5.0}, "linear warm-up 5 epochs"),
+        "warmup_10": Variant({"warmup_epochs": 10.0}, "linear warm-up 10 epochs"),
+        "warmup_20": Variant({"warmup_epochs": 20.0}, "linear warm-up 20 epochs"),
+        "ws": Variant({"weighted_sampling": True}, "class-weighted sampling (WS)"),
+        "ws_focal": Variant({"weighted_sampling": True, "loss": "focal", "focal_alpha": 1.0, "focal_gamma": 2.0},
+                            "WS + focal loss alpha 1, gamma 2"),
+        "shades_of_gray": Variant({"color_constancy": "shades_of_gray"}, "Shades of Gray colour constancy"),
     },
 }
 
-RESULT_COLUMNS = ("variant", "overrides", "model", "pretrained", "best_epoch", "stopped_epoch", "early_stopped",
-                  "val_loss", "val_acc", "val_f1", "val_auc", "seconds", "run_dir")
+GRID_TITLES = {
+    "augment": "Augmentation recipes without and with class-weighted sampling (seed tables 5-6)",
+    "models": "Model families (seed table 10)",
+    "strategies": "Training strategies (seed table 12)",
+}
+
+#: results.csv columns, one row per variant (metrics at 4 decimals).
+RESULT_COLUMNS = (
+    "grid", "variant", "note", "model", "pretrained", "params_m", "recipe", "weighted_sampling", "loss",
+    "drop_rate", "warmup_epochs", "color_constancy", "tta", "image_size", "epochs", "limit", "overrides",
+    "best_epoch", "stopped_epoch", "early_stopped",
+    "test_n", "test_n_malignant", "test_accuracy", "test_recall", "test_specificity", "test_precision",
+    "test_f1", "test_roc_auc",
+    "val_n", "val_n_malignant", "val_accuracy", "val_recall", "val_specificity", "val_precision",
+    "val_f1", "val_roc_auc", "val_loss", "train_seconds", "run_dir",
+)
+METRICS = ("accuracy", "recall", "specificity", "precision", "f1", "roc_auc")
 
 
+# ---- configs -------------------------------------------------------------------
 def study_configs(base: RunConfig, grid: str, only: list[str] | None = None) -> dict[str, RunConfig]:
-    """``variant name -> RunConfig`` of ``grid`` over ``base`` (optionally only some variants)."""
+    """``variant name -> RunConfig`` of ``grid`` over ``base`` (optionally only some variants).
+
+    Raises ``DataError`` for an unknown grid/variant, or an image size a model cannot take.
+    """
     if grid not in STUDY_GRIDS:
         raise DataError(f"unknown study grid {grid!r}; choose from {', '.join(STUDY_GRIDS)}")
     variants = STUDY_GRIDS[grid]
@@ -60,48 +144,335 @@ def study_configs(base: RunConfig, grid: str, only: list[str] | None = None) -> 
     if unknown:
         raise DataError(f"unknown variant(s) {unknown} for grid {grid}; choose from {', '.join(variants)}")
     configs = {}
-    for name, overrides in variants.items():
+    for name in variants:
         if only and name not in only:
             continue
-        cfg = config_from_dict(overrides, source=f"study {grid}/{name}", base=base)
-        if cfg.pretrained == "offline" and cfg.model not in OFFLINE_MODELS:
-            cfg = dataclasses.replace(cfg, pretrained="none")
-        configs[name] = cfg.validate()
+        cfg = variant_config(base, grid, name)
+        if cfg.image_size < MIN_IMAGE_SIZE.get(cfg.model, 0):
+            raise DataError(f"{grid}/{name}: {cfg.model} needs image_size >= {MIN_IMAGE_SIZE[cfg.model]} "
+                            f"(got {cfg.image_size}); use --image-size or --only")
+        configs[name] = cfg
     return configs
 
 
-def run_study(base: RunConfig, grid: str, out_dir: str | Path, only: list[str] | None = None) -> list[dict]:
-    """Train every variant of ``grid`` (skipping finished ones); write and return the results table."""
+def variant_config(base: RunConfig, grid: str, name: str) -> RunConfig:
+    """``base`` with the overrides of ``grid``'s variant ``name`` (offline weights -> none where missing)."""
+    variant = STUDY_GRIDS[grid][name]
+    cfg = config_from_dict(variant.overrides, source=f"study {grid}/{name}", base=base)
+    if cfg.pretrained == "offline" and cfg.model not in OFFLINE_MODELS:
+        cfg = dataclasses.replace(cfg, pretrained="none")
+    return dataclasses.replace(cfg, tta=variant.tta).validate()
+
+
+def config_differences(saved: RunConfig, wanted: RunConfig) -> list[str]:
+    """Keys (other than ``OPERATIONAL_KEYS``) whose values differ, as ``key: saved -> wanted``."""
+    a, b = saved.to_dict(), wanted.to_dict()
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in OPERATIONAL_KEYS and a[k] != b[k]]
+
+
+def pretrained_label(cfg: RunConfig) -> str:
+    """How the run's weights were initialised, in words."""
+    return {"offline": "ImageNet (offline)", "timm": "ImageNet (timm hub)", "none": "none (from scratch)"}[cfg.pretrained]
+
+
+# ---- scoring -------------------------------------------------------------------
+def score_logits(labels, logits) -> dict:
+    """Accuracy, recall, specificity, precision, F1 at P >= 0.5 and ROC-AUC of ``(N, 2)`` logits."""
+    from melascan.evaluation import calibration as C
+    from melascan.evaluation import metrics as M
+
+    y = np.asarray(labels).astype(int)
+    prob = C.probability(logits, 1.0)
+    at = M.threshold_metrics(y, prob, THRESHOLD, n_bootstrap=0)
+    return {
+        "n": int(y.size), "n_malignant": int(y.sum()),
+        "accuracy": at["accuracy"], "recall": at["sensitivity"], "specificity": at["specificity"],
+        "precision": at["precision"], "f1": at["f1"], "roc_auc": M.roc_auc(y, prob),
+        "confusion": at["confusion"],
+    }
+
+
+def machine_description(device) -> str:
+    """``"NVIDIA H100 ..."`` or ``"CPU: <model name>, N cores"`` plus the torch version."""
+    import torch
+
+    from melascan.training.data import available_cpus
+
+    if device.type == "cuda":
+        what = f"GPU: {torch.cuda.get_device_name(device)}"
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        what = f"CPU: {name}, {available_cpus()} cores, no GPU"
+    return f"{what}; torch {torch.__version__}"
+
+
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def evaluate_study_run(run_dir: str | Path, *, tta: bool = False, device: str = "auto") -> dict:
+    """Score the run's best checkpoint on its test and val splits (cached in the run folder).
+
+    The cache ``study_metrics.json`` (``study_metrics_tta.json`` with TTA) is reused while
+    ``checkpoints/best.pt`` is unchanged.
+    """
+    from melascan.evaluation.evaluate import run_manifest, torch_device
+    from melascan.training.data import select_records
+    from melascan.training.runs import checkpoint_path, load_run, predict_logits
+
+    run_dir = Path(run_dir)
+    cache = run_dir / ("study_metrics_tta.json" if tta else "study_metrics.json")
+    key = {"checkpoint": _stat_key(checkpoint_path(run_dir, "best")), "tta": tta, "threshold": THRESHOLD}
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return cached
+    model, cfg = load_run(run_dir)
+    where = torch_device(device)
+    model.to(where)
+    manifest = run_manifest(run_dir, cfg)
+    result = {"key": key, "run": str(run_dir), "tta": tta, "threshold": THRESHOLD,
+              "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+              "machine": machine_description(where), "evaluated": time.strftime("%Y-%m-%d %H:%M:%S")}
+    t0 = time.time()
+    for split in ("test", "val"):
+        records = select_records(manifest, split, cfg.limit, cfg.seed)
+        paths = [str(manifest.source_root / r.path) for r in records]
+        labels = np.array([r.label_id for r in records])
+        logits = predict_logits(model, cfg, paths, tta=tta)
+        result[split] = score_logits(labels, logits)
+        log.info("  %s%s: %d images, acc %.4f F1 %.4f AUC %.4f", split, " (TTA)" if tta else "", len(labels),
+                 result[split]["accuracy"], result[split]["f1"], result[split]["roc_auc"])
+    result["seconds"] = round(time.time() - t0, 1)
+    cache.write_text(json.dumps(_json_safe(result), indent=2) + "\n")
+    return json.loads(cache.read_text())
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ---- the loop ------------------------------------------------------------------
+def _saved_config(run_dir: Path) -> RunConfig | None:
+    from melascan.training.runs import load_config_file
+
+    path = run_dir / "config.yaml"
+    return load_config_file(path) if path.is_file() else None
+
+
+def _read_summary(run_dir: Path) -> dict | None:
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _train_variant(name: str, cfg: RunConfig, run_dir: Path, label: str) -> dict:
+    """Train (or resume, or skip when finished) one variant's run; return its summary."""
     from melascan.training.engine import train
+
+    saved = _saved_config(run_dir)
+    if saved is not None:
+        diff = config_differences(saved, cfg)
+        if diff:
+            raise DataError(f"{run_dir} was trained with another config ({'; '.join(diff)}); "
+                            "use another --out, or delete that run folder")
+    summary = _read_summary(run_dir)
+    if summary and summary.get("finished"):
+        log.info("study %s %s: already finished, skipped", label, name)
+        return summary
+    resume = (run_dir / "checkpoints" / "last.pt").is_file()
+    log.info("study %s %s%s", label, name, " (resuming)" if resume else "")
+    return train(cfg, run_dir, resume=resume)
+
+
+def run_study(base: RunConfig, grid: str, out_dir: str | Path, only: list[str] | None = None,
+              command: str | None = None) -> list[dict]:
+    """Train and score every variant of ``grid`` (or ``only`` some); write and return the table.
+
+    ``command``: the ``melascan study`` command line without ``--only``, for results.md.
+    The table also keeps the other variants of the grid already finished in ``out_dir``
+    with the same settings, so ``--only`` runs add rows instead of replacing the table.
+    """
+    import torch
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    configs = study_configs(base, grid, only)
-    for i, (name, cfg) in enumerate(configs.items(), start=1):
-        run_dir = out_dir / name
-        summary_path = run_dir / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-        if summary and summary.get("finished"):
-            log.info("study %s [%d/%d] %s: already finished, skipped", grid, i, len(configs), name)
-        else:
-            resume = (run_dir / "checkpoints" / "last.pt").is_file()
-            log.info("study %s [%d/%d] %s%s", grid, i, len(configs), name, " (resuming)" if resume else "")
-            summary = train(cfg, run_dir, resume=resume)
-        best = summary["best"]
-        rows.append({
-            "variant": name, "overrides": json.dumps(STUDY_GRIDS[grid][name]), "model": cfg.model,
-            "pretrained": cfg.pretrained, "best_epoch": summary["best_epoch"],
-            "stopped_epoch": summary["stopped_epoch"], "early_stopped": summary["early_stopped"],
-            **{k: best.get(k) for k in ("val_loss", "val_acc", "val_f1", "val_auc")},
-            "seconds": summary["seconds"], "run_dir": str(run_dir),
-        })
-        _write_results(out_dir / "results.csv", rows)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    wanted = study_configs(base, grid, only)
+    every = {name: variant_config(base, grid, name) for name in STUDY_GRIDS[grid]}
+    variants = STUDY_GRIDS[grid]
+    if base.threads:
+        torch.set_num_threads(base.threads)
+    # a variant scored on another's run (TTA) needs that run trained first
+    to_train = []
+    for name in wanted:
+        source = variants[name].run_of or name
+        if source not in to_train:
+            to_train.append(source)
+    rows: list[dict] = []
+    for i, name in enumerate(to_train, start=1):
+        _train_variant(name, every[name], out_dir / name, f"{grid} [{i}/{len(to_train)}]")
+        if main_rank:  # score it and rewrite the tables: they grow after every run
+            rows = _collect_rows(grid, out_dir, every, set(wanted))
+            _write_tables(out_dir, grid, rows, base, command)
     return rows
 
 
-def _write_results(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+def _collect_rows(grid: str, out_dir: Path, configs: dict[str, RunConfig], wanted: set[str]) -> list[dict]:
+    """Score every variant whose run is finished (wanted ones, and others with the same settings)."""
+    rows = []
+    for name, cfg in configs.items():
+        variant = STUDY_GRIDS[grid][name]
+        run_dir = out_dir / (variant.run_of or name)
+        summary = _read_summary(run_dir)
+        if not (summary and summary.get("finished")):
+            continue
+        saved = _saved_config(run_dir)
+        if name not in wanted and (saved is None or config_differences(saved, cfg)):
+            log.warning("%s: trained with other settings than this study, left out of the table", run_dir)
+            continue
+        scores = evaluate_study_run(run_dir, tta=variant.tta, device=cfg.device)
+        rows.append(result_row(grid, name, cfg, summary, scores, run_dir))
+    return rows
+
+
+def result_row(grid: str, name: str, cfg: RunConfig, summary: dict, scores: dict, run_dir: Path) -> dict:
+    """One results.csv row (unformatted values)."""
+    variant = STUDY_GRIDS[grid][name]
+    row = {
+        "grid": grid, "variant": name, "note": variant.note, "model": cfg.model,
+        "pretrained": pretrained_label(cfg), "params_m": scores.get("params_m"), "recipe": cfg.recipe,
+        "weighted_sampling": cfg.weighted_sampling, "loss": cfg.loss, "drop_rate": cfg.drop_rate,
+        "warmup_epochs": cfg.warmup_epochs, "color_constancy": cfg.color_constancy or "none", "tta": variant.tta,
+        "image_size": cfg.image_size, "epochs": cfg.epochs, "limit": cfg.limit,
+        "overrides": json.dumps(variant.overrides), "best_epoch": summary["best_epoch"],
+        "stopped_epoch": summary["stopped_epoch"], "early_stopped": summary["early_stopped"],
+        "val_loss": summary["best"].get("val_loss"), "train_seconds": summary.get("seconds"),
+        "run_dir": str(run_dir), "machine": scores.get("machine"),
+    }
+    for split in ("test", "val"):
+        s = scores[split]
+        row[f"{split}_n"], row[f"{split}_n_malignant"] = s["n"], s["n_malignant"]
+        for m in METRICS:
+            row[f"{split}_{m}"] = s[m]
+    return row
+
+
+# ---- tables --------------------------------------------------------------------
+def fmt(value, digits: int = 4) -> str:
+    """Numbers to ``digits`` decimals; None/NaN -> ``""``; booleans -> yes/no."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _csv_value(key: str, value) -> str:
+    if key in ("params_m", "drop_rate", "warmup_epochs"):
+        return "" if value is None else f"{value:g}"
+    if key == "train_seconds":
+        return fmt(value, 1)
+    return fmt(value)
+
+
+def write_results_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(RESULT_COLUMNS)
+        for row in rows:
+            writer.writerow([_csv_value(k, row.get(k)) for k in RESULT_COLUMNS])
+
+
+# Markdown columns: (header, row key, formatter)
+_EPOCH_COLS = [("best ep.", "best_epoch", str), ("stopped ep.", "stopped_epoch", str),
+               ("early stop", "early_stopped", fmt)]
+_TEST_COLS = [(f"test {h}", f"test_{k}", fmt) for h, k in
+              (("acc", "accuracy"), ("recall", "recall"), ("precision", "precision"), ("F1", "f1"), ("AUC", "roc_auc"))]
+_VAL_COLS = [(f"val {h}", f"val_{k}", fmt) for h, k in
+             (("acc", "accuracy"), ("recall", "recall"), ("precision", "precision"), ("F1", "f1"), ("AUC", "roc_auc"))]
+_TIME_COLS = [("train min", "train_seconds", lambda s: "" if s is None else f"{s / 60:.1f}")]
+_GRID_COLS = {
+    "augment": [("variant", "variant", str), ("recipe", "recipe", str)],
+    "models": [("model", "model", str), ("weights", "pretrained", str),
+               ("params (M)", "params_m", lambda v: "" if v is None else f"{v:.1f}")],
+    "strategies": [("variant", "variant", str), ("what", "note", str)],
+}
+
+
+def markdown_table(rows: list[dict], columns) -> str:
+    lines = ["| " + " | ".join(h for h, _, _ in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(f(r.get(k)) for _, k, f in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def results_markdown(grid: str, rows: list[dict], base: RunConfig, command: str | None) -> str:
+    """results.md: where and how it was measured, then the table(s)."""
+    columns = _GRID_COLS[grid] + _TEST_COLS + _VAL_COLS + _EPOCH_COLS + _TIME_COLS
+    machines = sorted({r["machine"] for r in rows if r.get("machine")})
+    test_ns = sorted({(r["test_n"], r["test_n_malignant"]) for r in rows})
+    val_ns = sorted({(r["val_n"], r["val_n_malignant"]) for r in rows})
+    what = ("" if grid == "augment" else f", recipe {base.recipe}") + (
+        "" if grid == "models" else f", model {base.model} (weights: {pretrained_label(base)})")
+    limit = f"{base.limit} images per split" if base.limit is not None else "none (whole splits)"
+    if command:
+        names = [r["variant"] for r in rows]
+        if names != list(STUDY_GRIDS[grid]):  # a part of the grid: name the variants shown
+            command += " --only " + " ".join(shlex.quote(n) for n in names)
+    lines = [
+        f"# Study `{grid}`: {GRID_TITLES[grid]}",
+        "",
+        f"- Measured on: {'; '.join(machines) or 'n/a'} (where each run was scored, right after training).",
+        f"- Settings: image size {base.image_size} px, epochs at most {base.epochs} (early stopping patience "
+        f"{base.patience}), limit {limit}, batch {base.batch_size}, lr {base.lr:g}, "
+        f"warm-up epochs {base.warmup_epochs:g}{what}; manifest `{base.manifest}`.",
+        "- Scored on the **test** split of the manifest ("
+        + ", ".join(f"{n} images, {m} malignant" for n, m in test_ns) + ") and on val ("
+        + ", ".join(f"{n} images, {m} malignant" for n, m in val_ns) + ") with the best checkpoint "
+        "(lowest val loss); malignant when softmax P(melanoma) >= 0.5 (no calibration); recall = sensitivity.",
+        f"- Reproduce: `{command}`" if command else "- Reproduce: `melascan study " + grid + "` with the settings above",
+        f"- Written {time.strftime('%Y-%m-%d %H:%M')}; all columns, specificity and the confusion counts "
+        "are in results.csv and `<variant>/study_metrics.json`.",
+        "",
+    ]
+    if grid == "augment":
+        for ws, title in ((False, "Without class-weighted sampling"), (True, "With class-weighted sampling (WS)")):
+            part = [r for r in rows if r["weighted_sampling"] is ws]
+            if part:
+                lines += [f"## {title}", "", markdown_table(part, columns), ""]
+    else:
+        lines += [markdown_table(rows, columns), ""]
+    return "\n".join(lines)
+
+
+def _write_tables(out_dir: Path, grid: str, rows: list[dict], base: RunConfig, command: str | None) -> None:
+    write_results_csv(out_dir / "results.csv", rows)
+    (out_dir / "results.md").write_text(results_markdown(grid, rows, base, command), encoding="utf-8")
+
+
+def study_command(grid: str, *, config: str | None, overrides: list[str], out: str | None) -> str:
+    """The ``melascan study`` command line of a study (results.md adds ``--only`` for a partial table)."""
+    parts = ["melascan", "study", grid]
+    if config:
+        parts += ["--config", str(config)]
+    if overrides:
+        parts += ["--set", *overrides]
+    if out:
+        parts += ["--out", str(out)]
+    return shlex.join(parts)
