@@ -132,11 +132,15 @@ def analyze_file(path: Path, args: argparse.Namespace, classifier, names: Output
     """The JSON record of one image (raises ``MelascanError`` for a bad image)."""
     import numpy as np
 
+    from melascan.errors import ImageError
     from melascan.imageio import load_rgb
     from melascan.lesion import analyze_lesion, make_overlays
 
     rgb = load_rgb(path)
-    analysis = analyze_lesion(rgb, args.mm_per_px, structures_count=args.structures)
+    try:
+        analysis = analyze_lesion(rgb, args.mm_per_px, structures_count=args.structures)
+    except ImageError as exc:  # e.g. too elongated: name the file
+        raise ImageError(f"{path}: {exc}") from None
     lesion = analysis.to_dict()
     record: dict = {"path": str(path), "probability": None, "labels": None}
     if classifier is not None:

@@ -183,21 +183,20 @@ def _metrics_at(values: dict, name: str, threshold: float, depth: int = 0) -> di
 
 # --- the components (imported lazily: other helpers own them) -----------------------------
 
-_classifier = None
+_classifiers: dict = {}  # model path (None: the embedded model) -> Classifier
 _classifier_lock = threading.Lock()
 
 
 def get_classifier(model_path: str | None = None):
-    """The process-wide classifier (loaded once per process / gunicorn worker)."""
-    global _classifier
+    """The classifier of ``model_path``, loaded once per process (gunicorn worker) and path."""
     with _classifier_lock:
-        if _classifier is None:
+        if model_path not in _classifiers:
             try:
                 from melascan.inference import Classifier
             except ImportError as exc:
                 raise ModelError(f"the inference runtime is not installed ({exc})") from None
-            _classifier = Classifier(model_path) if model_path else Classifier.default()
-        return _classifier
+            _classifiers[model_path] = Classifier(model_path) if model_path else Classifier.default()
+        return _classifiers[model_path]
 
 
 def check_model(model_path: str | None = None) -> dict:
@@ -318,7 +317,10 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
 
     prediction = clf.predict(work, with_cam=True)  # one forward pass gives both
     cam = prediction.cam if prediction.cam is not None else clf.cam(work)
-    lesion = analyze_lesion(work)
+    try:
+        lesion = analyze_lesion(work)
+    except ImageError as exc:  # e.g. too elongated: name the file
+        raise ImageError(f"{filename}: {exc}") from None
     quality = _quality_warnings(lesion, work, assess_quality)
     overlays = make_overlays(work, lesion)
 

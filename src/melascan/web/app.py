@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request, url_for
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from melascan import __version__
@@ -123,6 +124,12 @@ def error_response(status: int, code: str, message: str) -> tuple[Response | str
     return render_template("error.html", status=status, code=code, title=title, message=message), status
 
 
+#: Shown when the history database cannot be used (answered with 503 + Retry-After).
+STORAGE_MESSAGE = (
+    "the history database is unavailable right now (locked, read-only or out of space); "
+    "nothing was changed; please try again later"
+)
+
 _HTTP_CODES = {
     400: ("bad_request", "the request could not be understood"),
     404: ("not_found", "nothing here (or it belongs to another browser)"),
@@ -150,6 +157,15 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(MelascanError)
     def _melascan_error(exc: MelascanError):
         return error_response(400, "bad_input", str(exc))
+
+    @app.errorhandler(OperationalError)
+    def _storage_error(exc: OperationalError):
+        # The database refused the work (locked, read-only, disk full ...): the server's
+        # fault, not the request's. The session is rolled back on teardown.
+        log.error("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        response = app.make_response(error_response(503, "storage_unavailable", STORAGE_MESSAGE))
+        response.headers["Retry-After"] = "30"
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

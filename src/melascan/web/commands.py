@@ -25,6 +25,24 @@ def _config(args: argparse.Namespace) -> dict:
     return config
 
 
+def _open_model(model_path: str | None) -> None:
+    """Open the model as a worker will (card, checksums, ONNX graph); ``ModelError`` if not."""
+    from melascan.web.analysis import get_classifier
+
+    get_classifier(model_path)
+
+
+def check_model_opens(model_path: str | None) -> None:
+    """Open the model once in a short-lived forked child, so that a model the workers
+    cannot load (e.g. an ONNX file onnxruntime rejects, with a matching checksum) stops
+    the server here with its message, while the master keeps no onnxruntime session."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        pool.submit(_open_model, model_path).result()  # re-raises the child's ModelError
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from melascan.web.app import create_app
 
@@ -62,6 +80,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     app = create_app({**_config(args), "PRELOAD_MODEL": False})
     card = check_model(app.config["MODEL_PATH"])
+    check_model_opens(app.config["MODEL_PATH"])
     if card.get("status") != "trained":
         log.warning("the model %s is %s: results carry no information", card.get("name"), card.get("status"))
     print(f"MelaScan on http://{args.host}:{args.port}/ ({args.workers} workers x {args.threads} threads)")

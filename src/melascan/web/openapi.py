@@ -165,7 +165,7 @@ def openapi_document() -> dict[str, Any]:
                         "404": _error("lesion_id not in this browser's history"),
                         "413": _error("request body larger than the limit (15 MB by default)"),
                         "415": _error("the body is not multipart/form-data"),
-                        "503": _error("the model could not be loaded"),
+                        "503": _error("the model could not be loaded, or the history database is locked, read-only or full"),
                     },
                 },
                 "get": {
