@@ -258,16 +258,16 @@ def write_predictions(path: Path, target: Target, logits, cal: dict, tta=None, l
             writer.writerow(row)
 
 
-def _json_safe(value):
+def json_safe(value):
     """NaN/inf -> None so metrics.json is strict JSON."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, np.generic):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -353,7 +353,7 @@ def evaluate_logits(
         tta=(variants["tta"][0], cals["tta"]) if "tta" in variants else None,
         leaked=leaked,
     )
-    (out_dir / "metrics.json").write_text(json.dumps(_json_safe(result), indent=2) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(json_safe(result), indent=2) + "\n")
     return result
 
 
@@ -521,7 +521,7 @@ def evaluate_run(
     cal = {**result["calibration"], "checkpoint": checkpoint, "fitted_on": info["calibrated_on"], "command": command}
     if "tta_calibration" in result:
         cal["tta"] = result["tta_calibration"]
-    C.save_calibration(calibration_path(run_dir, checkpoint), _json_safe(cal))
+    C.save_calibration(calibration_path(run_dir, checkpoint), json_safe(cal))
     if report:
         from melascan.evaluation.report import write_report
 

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from melascan.errors import DataError
+from melascan.evaluation.evaluate import json_safe
 from melascan.training.config import RunConfig, config_from_dict
 from melascan.training.models import SEED_MODELS
 from melascan.training.recipes import SEED_RECIPES
@@ -252,18 +253,8 @@ def evaluate_study_run(run_dir: str | Path, *, tta: bool = False, device: str = 
         log.info("  %s%s: %d images, acc %.4f F1 %.4f AUC %.4f", split, " (TTA)" if tta else "", len(labels),
                  result[split]["accuracy"], result[split]["f1"], result[split]["roc_auc"])
     result["seconds"] = round(time.time() - t0, 1)
-    cache.write_text(json.dumps(_json_safe(result), indent=2) + "\n")
+    cache.write_text(json.dumps(json_safe(result), indent=2) + "\n")
     return json.loads(cache.read_text())
-
-
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # ---- the loop ------------------------------------------------------------------
