@@ -71,14 +71,8 @@ def broken_model(tmp_path: Path, kind: str) -> Path:
     return folder
 
 
-#: Known bug, reported (src/melascan/inference is another helper's): ``Classifier._load_head``
-#: catches OSError/KeyError/ValueError but ``np.load`` raises ``zipfile.BadZipFile`` for a
-#: corrupt .npz, so it escapes as an unexpected error instead of a ``ModelError``.
-#: Fix: add ``zipfile.BadZipFile`` to that except clause; then this xfail turns into a failure (strict).
-HEAD_BUG = pytest.mark.xfail(raises=zipfile.BadZipFile, strict=True,
-                             reason="Classifier._load_head lets zipfile.BadZipFile escape")  # fmt: skip
 MODEL_FAULTS = ["onnx_missing", "onnx_truncated", "onnx_garbage_checksum_ok",
-                pytest.param("head_garbage_checksum_ok", marks=HEAD_BUG), "card_not_json", "card_missing"]  # fmt: skip
+                "head_garbage_checksum_ok", "card_not_json", "card_missing"]  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", MODEL_FAULTS)

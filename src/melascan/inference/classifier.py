@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -175,7 +176,7 @@ class Classifier:
         try:
             with np.load(path, allow_pickle=False) as data:
                 weight, bias = data["weight"].astype(np.float32), data["bias"].astype(np.float32)
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise ModelError(f"{path}: not a valid head file ({exc})") from None
         if weight.ndim != 2 or weight.shape[0] != 2 or bias.shape != (2,):
             raise ModelError(f"{path}: expected weight (2, C) and bias (2,), got {weight.shape}, {bias.shape}")
