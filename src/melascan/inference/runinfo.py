@@ -77,7 +77,7 @@ def _scores(block: Any) -> dict[str, Any]:
         "ece": _get(block, "ranking", "ece"),
         "brier": _get(block, "ranking", "brier"),
     }
-    for op in ("balanced", "screening"):
+    for op in ("0.5", "balanced", "screening"):
         for metric in ("sensitivity", "specificity", "accuracy", "f1"):
             out[f"{metric}_{op}"] = _get(block, "thresholds", op, metric)
     return {k: v for k, v in out.items() if v is not None}
