@@ -1,0 +1,90 @@
+"""Appearance shifts for robustness checks: other dermatoscopes, cameras, lighting.
+
+Pure functions on ``uint8`` RGB arrays. ``SHIFTS`` maps a name to a function that
+returns the shifted image; ``look_distance`` scores how far an image's colour is from a
+reference (the training set), to pick a held-back slice that "looks different".
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import cv2
+import numpy as np
+
+
+def _scale_channels(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    return np.clip(rgb.astype(np.float32) * np.asarray(gains, np.float32), 0, 255).astype(np.uint8)
+
+
+def warm_light(rgb: np.ndarray) -> np.ndarray:
+    """A warm (tungsten-like) colour cast: red +15 %, blue -15 %."""
+    return _scale_channels(rgb, (1.15, 1.0, 0.85))
+
+
+def cool_light(rgb: np.ndarray) -> np.ndarray:
+    """A cool (daylight/LED) colour cast: red -15 %, blue +15 %."""
+    return _scale_channels(rgb, (0.85, 1.0, 1.15))
+
+
+def darker(rgb: np.ndarray) -> np.ndarray:
+    """Under-exposure: gamma 1.6 (mid-tones darker, highlights kept)."""
+    x = rgb.astype(np.float32) / 255.0
+    return np.clip(255.0 * np.power(x, 1.6), 0, 255).astype(np.uint8)
+
+
+def brighter(rgb: np.ndarray) -> np.ndarray:
+    """Over-exposure: gamma 0.6."""
+    x = rgb.astype(np.float32) / 255.0
+    return np.clip(255.0 * np.power(x, 0.6), 0, 255).astype(np.uint8)
+
+
+def low_contrast(rgb: np.ndarray) -> np.ndarray:
+    """Contrast halved around the image mean (a hazy, flat photo)."""
+    x = rgb.astype(np.float32)
+    mean = x.mean(axis=(0, 1), keepdims=True)
+    return np.clip(mean + 0.5 * (x - mean), 0, 255).astype(np.uint8)
+
+
+def phone_jpeg(rgb: np.ndarray) -> np.ndarray:
+    """A soft phone photo: Gaussian blur (sigma 1.5 px) and JPEG quality 30."""
+    blurred = cv2.GaussianBlur(rgb, (0, 0), 1.5)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(blurred, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 30])
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def dermoscope_frame(rgb: np.ndarray, radius_fraction: float = 0.48) -> np.ndarray:
+    """A black circular dermatoscope frame: pixels outside a centred circle of radius
+    ``radius_fraction`` x the shorter side are set to black."""
+    h, w = rgb.shape[:2]
+    yy, xx = np.ogrid[:h, :w]
+    outside = (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2 > (radius_fraction * min(h, w)) ** 2
+    out = rgb.copy()
+    out[outside] = 0
+    return out
+
+
+SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "warm_light": warm_light,
+    "cool_light": cool_light,
+    "darker": darker,
+    "brighter": brighter,
+    "low_contrast": low_contrast,
+    "phone_jpeg": phone_jpeg,
+    "dermoscope_frame": dermoscope_frame,
+}
+
+
+def mean_lab(rgb: np.ndarray) -> np.ndarray:
+    """Mean CIELAB colour (L in 0-100, a and b in about -128..127) of an RGB image."""
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    return lab.reshape(-1, 3).mean(axis=0)
+
+
+def look_distance(image_lab: np.ndarray, reference_lab: np.ndarray) -> np.ndarray:
+    """Mahalanobis distance of per-image mean Lab colours (N, 3) from a reference set's
+    distribution (M, 3): how unusual each image's overall colour and brightness is."""
+    mu = reference_lab.mean(axis=0)
+    cov = np.cov(reference_lab, rowvar=False) + 1e-6 * np.eye(3)
+    d = image_lab - mu
+    return np.sqrt(np.einsum("ni,ij,nj->n", d, np.linalg.inv(cov), d))
