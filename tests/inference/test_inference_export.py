@@ -122,3 +122,17 @@ def test_summarize_metrics_keeps_overlap_free_numbers():
     }  # fmt: skip
     table = "\n".join(model_card._metrics_table({"official": s}))
     assert "official without images also in training" in table and "0.75" in table
+
+
+def test_export_notes_go_into_the_card_and_a_missing_file_is_a_clear_error(trained_run, tmp_path, capsys):
+    from melascan.cli import main
+
+    notes = tmp_path / "notes.md"
+    notes.write_text("**Held-back slice.** ROC-AUC 0.9 on images that look different.\n")
+    out = tmp_path / "model"
+    assert main(["export", str(trained_run), "--out", str(out), "--notes", str(notes)]) == 0
+    assert model_card.load_card(out)["notes"].startswith("**Held-back slice.**")
+    assert "## Notes" in (out / "model_card.md").read_text()
+
+    assert main(["export", str(trained_run), "--out", str(tmp_path / "m2"), "--notes", str(tmp_path / "nope.md")]) == 2
+    assert "notes file not found" in capsys.readouterr().err

@@ -244,4 +244,6 @@ def card_markdown(card: dict) -> str:
         lines += _metrics_table(metrics) + [""]
     else:
         lines += ["No evaluation outputs were found for this model: no metrics are reported.", ""]
+    if card.get("notes"):
+        lines += ["## Notes", "", card["notes"], ""]
     return "\n".join(lines)

@@ -16,6 +16,8 @@ def add_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="training run folder (runs/NAME)")
     parser.add_argument("--out", required=True, help="output folder, e.g. src/melascan/assets/model")
     parser.add_argument("--checkpoint", default="best", help="checkpoint name (default: best)")
+    parser.add_argument("--notes", type=Path, metavar="FILE",
+                        help="Markdown to add to the card under 'Notes' (e.g. robustness findings, known limits)")
     parser.add_argument("--name", default="melascan_default", help="file stem of the .onnx (default: %(default)s)")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
     parser.add_argument("--max-mb", type=float, default=25.0,
@@ -100,6 +102,11 @@ def run_export(args: argparse.Namespace) -> int:
             "WARNING: %s has no calibration file: exporting with T = 1 and thresholds 0.5 "
             "(run `melascan evaluate %s` first for calibrated probabilities)", run_dir, run_dir
         )
+    notes = None
+    if args.notes:
+        if not args.notes.is_file():
+            raise DataError(f"notes file not found: {args.notes}")
+        notes = args.notes.read_text(encoding="utf-8").strip()
     warnings = []
     if getattr(cfg, "tta", False):
         warnings.append("The run was evaluated with test-time augmentation; this model runs "
@@ -121,6 +128,7 @@ def run_export(args: argparse.Namespace) -> int:
         training=runinfo.read_training(run_dir, args.checkpoint),
         metrics=runinfo.read_metrics(run_dir, args.checkpoint),
         warnings=warnings,
+        notes=notes,
         opset=args.opset or DEFAULT_OPSET,
         max_size_mb=args.max_mb or None,
     )

@@ -243,6 +243,7 @@ def export_bundle(
     training: dict | None = None,
     metrics: dict | None = None,
     warnings: Sequence[str] = (),
+    notes: str | None = None,
     opset: int = DEFAULT_OPSET,
     max_size_mb: float | None = DEFAULT_MAX_SIZE_MB,
 ) -> dict:
@@ -318,6 +319,7 @@ def export_bundle(
         },
         "training": training or {},
         "metrics": metrics or {},
+        "notes": notes,
         "export": {
             **{k: v for k, v in check.to_dict().items() if k not in ("path", "sha256", "size_bytes")},
             "python": platform.python_version(),
