@@ -118,6 +118,8 @@ def load_rgb(
         raise ImageError(f"{name}: not an image file (or a format we cannot read)") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageError(f"{name}: image too large (possible decompression bomb)") from None
+    except PermissionError as exc:
+        raise ImageError(f"{name}: cannot read the file ({exc.strerror})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{name}: the image is corrupt or truncated ({exc})") from None
 

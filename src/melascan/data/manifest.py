@@ -77,7 +77,10 @@ def read_manifest(path: str | Path, source_root: str | Path | None = None) -> Ma
         summary = path.with_name("summary.json")
         if not summary.is_file():
             raise DataError(f"{summary} is missing: cannot tell where the images are")
-        source_root = json.loads(summary.read_text())["source_root"]
+        try:
+            source_root = json.loads(summary.read_text())["source_root"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DataError(f"{summary}: not a valid summary (no source_root: {exc})") from None
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = set(COLUMNS) - set(reader.fieldnames or ())
@@ -87,7 +90,9 @@ def read_manifest(path: str | Path, source_root: str | Path | None = None) -> Ma
         for i, row in enumerate(reader, start=2):
             if row["label"] not in LABELS or row["split"] not in SPLITS:
                 raise DataError(f"{path}:{i}: bad label or split {row['label']!r}/{row['split']!r}")
-            records.append(
-                Record(row["path"], row["label"], row["split"], row["md5"], int(row["width"]), int(row["height"]))
-            )
+            try:
+                width, height = int(row["width"]), int(row["height"])
+            except (TypeError, ValueError):
+                raise DataError(f"{path}:{i}: width/height must be integers") from None
+            records.append(Record(row["path"], row["label"], row["split"], row["md5"], width, height))
     return Manifest(path=path, source_root=Path(source_root), records=records)

@@ -521,7 +521,10 @@ def evaluate_run(
     cal = {**result["calibration"], "checkpoint": checkpoint, "fitted_on": info["calibrated_on"], "command": command}
     if "tta_calibration" in result:
         cal["tta"] = result["tta_calibration"]
-    C.save_calibration(calibration_path(run_dir, checkpoint), json_safe(cal))
+    if limit:  # a quick look on a subset must not replace the run's calibration
+        log.info("--limit: calibration not saved (%s keeps the full-validation fit)", calibration_path(run_dir, checkpoint))
+    else:
+        C.save_calibration(calibration_path(run_dir, checkpoint), json_safe(cal))
     if report:
         from melascan.evaluation.report import write_report
 

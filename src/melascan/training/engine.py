@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 
 from melascan.data.manifest import read_manifest
 from melascan.errors import DataError
+from melascan.evaluation.evaluate import json_safe
 from melascan.training.config import RunConfig, save_config
 from melascan.training.data import (
     CachedImageDataset,
@@ -274,16 +275,8 @@ def _write_history(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
 def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(_json_safe(data), indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(json_safe(data), indent=2) + "\n", encoding="utf-8")
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
