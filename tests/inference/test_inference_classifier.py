@@ -207,3 +207,25 @@ def test_default_model_is_embedded_and_consistent():
     assert len(list(clf.model_dir.glob("*.onnx"))) == 1 and not list(clf.model_dir.glob("*.data"))
     p = clf.predict(np.full((224, 224, 3), 128, np.uint8), with_cam=True)
     assert 0 <= p.probability <= 1 and p.cam.shape == (224, 224)
+
+
+@pytest.mark.parametrize("field, value", [("color_constancy", "gray_world"), ("mean", [0.5, "x", 0.5])])
+def test_card_with_a_bad_input_field_is_refused_at_load(field, value):
+    import copy
+
+    from melascan.errors import ModelError
+    from melascan.inference import card as model_card
+    from melascan.inference.classifier import default_model_dir
+
+    card = copy.deepcopy(model_card.load_card(default_model_dir()))
+    card["input"][field] = value
+    with pytest.raises(ModelError):
+        model_card.validate_card(card)
+
+
+def test_predict_refuses_a_batch_size_below_one(capsys):
+    from melascan.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "x.jpg", "--batch-size", "0"])
+    assert exc.value.code == 2 and "must be at least 1" in capsys.readouterr().err

@@ -77,11 +77,13 @@ def validate_card(card: dict, source: str = "model card") -> dict:
             raise ModelError(f"bad input.image_size {size!r}")
         for key in ("mean", "std"):
             values = _require(card, f"input.{key}")
-            if not (isinstance(values, list) and len(values) == 3):
+            if not (isinstance(values, list) and len(values) == 3
+                    and all(isinstance(v, (int, float)) for v in values)):
                 raise ModelError(f"input.{key} must be 3 numbers")
         if min(card["input"]["std"]) <= 0:
             raise ModelError("input.std must be positive")
-        _require(card, "input.color_constancy")
+        if _require(card, "input.color_constancy") not in (None, "", "none", "shades_of_gray"):
+            raise ModelError(f"unknown input.color_constancy {card['input']['color_constancy']!r}")
         temperature = _require(card, "calibration.temperature")
         if not (isinstance(temperature, (int, float)) and temperature > 0):
             raise ModelError(f"calibration.temperature must be > 0, got {temperature!r}")

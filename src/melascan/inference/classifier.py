@@ -256,7 +256,8 @@ class Classifier:
         """Classify images in batches of ``batch_size``; any unreadable image raises ``ImageError``."""
         images = list(images)
         results: list[Prediction] = []
-        for start in range(0, len(images), max(1, batch_size)):
+        batch_size = max(1, batch_size)
+        for start in range(0, len(images), batch_size):
             rgbs = [self.load(img) for img in images[start : start + batch_size]]
             logits, features = self.predict_arrays(rgbs, with_features=with_cam)
             for i, rgb in enumerate(rgbs):

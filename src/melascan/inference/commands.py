@@ -81,6 +81,13 @@ def _quantize(run_dir: Path, cfg, fp32_dir: Path, out_dir: Path, n_calibration: 
     )  # fmt: skip
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def run_export(args: argparse.Namespace) -> int:
     from melascan.errors import DataError
     from melascan.inference import card as model_card
@@ -167,7 +174,7 @@ def add_predict(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true", help="print the results as JSON")
     out.add_argument("--csv", metavar="OUT", help="write one CSV row per image to OUT")
     parser.add_argument("--model", help="model folder, .onnx or model_card.json (default: the embedded model)")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: %(default)s)")
+    parser.add_argument("--batch-size", type=_positive_int, default=16, help="images per forward pass (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: 1 or $MELASCAN_ORT_THREADS)")
 
 

@@ -67,7 +67,8 @@ def score_files(
     """
     paths = list(paths)
     rows: list[dict[str, Any]] = []
-    for start in range(0, len(paths), max(1, batch_size)):
+    batch_size = max(1, batch_size)
+    for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         slots: list[dict[str, Any] | None] = []
         loaded, loaded_at = [], []

@@ -25,6 +25,7 @@ from PIL import Image
 
 from melascan.errors import ImageError, ModelError
 from melascan.imageio import load_rgb
+from melascan.inference.cam import cam_to_image, class_activation_map
 
 SCHEMA = "melascan.analysis/1"
 
@@ -316,8 +317,11 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
     clf = get_classifier(model_path)
     analyze_lesion, assess_quality, make_overlays = _lesion_api()
 
-    prediction = clf.predict(work, with_cam=True)  # one forward pass gives both
-    cam = prediction.cam if prediction.cam is not None else clf.cam(work)
+    # Classify the decoded image itself (as `melascan predict` and training do) and place
+    # the CAM of that one forward pass on the smaller analysis image.
+    logits, features = clf.predict_arrays([rgb], with_features=True)
+    prediction = clf.prediction_from_logits(logits[0])
+    cam = cam_to_image(class_activation_map(features[0], clf.weight), *work.shape[:2])
     try:
         lesion = analyze_lesion(work)
     except ImageError as exc:  # e.g. too elongated: name the file

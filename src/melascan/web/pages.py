@@ -16,6 +16,7 @@ from flask import (
     url_for,
 )
 
+from melascan import __version__
 from melascan.web import db
 from melascan.web.i18n import LANGUAGES
 from melascan.web.owner import current_owner
@@ -124,6 +125,11 @@ def manifest():
 def service_worker():
     """Served from the root so that its scope is the whole app."""
     response = current_app.send_static_file("js/sw.js")
+    response.direct_passthrough = False
+    # A new release must change the worker's bytes, or phones keep the old cached shell.
+    body = response.get_data(as_text=True).replace("melascan-shell-v1", f"melascan-shell-{__version__}")
+    response.set_data(body)
+    response.add_etag(overwrite=True)
     response.mimetype = "text/javascript"
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Service-Worker-Allowed"] = "/"

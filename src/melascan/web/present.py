@@ -39,7 +39,8 @@ def in_100(probability: float) -> int:
     return max(n, 1) if probability > 0 else 0
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A feature's numeric value: numbers as they are, a list by its length, None otherwise."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -80,9 +81,9 @@ def feature_value(lesion: dict[str, Any], key: str) -> float | None:
     """A feature's score: the value the TDS used if reported, else the feature itself."""
     inputs = lesion.get("tds_inputs") or {}
     letter = TDS_LETTERS.get(key)
-    if letter and _number(inputs.get(letter)) is not None:
-        return _number(inputs.get(letter))
-    return _number(lesion.get(key))
+    if letter and number(inputs.get(letter)) is not None:
+        return number(inputs.get(letter))
+    return number(lesion.get(key))
 
 
 def feature_rows(lesion: dict[str, Any], t: Translate) -> list[dict[str, str]]:
@@ -90,14 +91,14 @@ def feature_rows(lesion: dict[str, Any], t: Translate) -> list[dict[str, str]]:
     rows = []
     for key, stem in FEATURE_ROWS:
         if key == "diameter":
-            mm = _number(lesion.get("diameter_mm"))
-            px = _number(lesion.get("diameter_px"))
+            mm = number(lesion.get("diameter_mm"))
+            px = number(lesion.get("diameter_px"))
             if mm is None and px is None:
                 continue
             value = f"{mm:.1f} mm" if mm is not None else f"{px:.0f} px"
             explain = t(f"{stem}.explain") if mm is not None else t(f"{stem}.explain_px")
         elif key == "tds":
-            tds = _number(lesion.get("tds"))
+            tds = number(lesion.get("tds"))
             if tds is None:
                 continue
             value = f"{tds:.2f}"
@@ -111,17 +112,17 @@ def feature_rows(lesion: dict[str, Any], t: Translate) -> list[dict[str, str]]:
             value = _fmt(count) + (f" ({', '.join(names)})" if names else "")
             explain = t(f"{stem}.explain")
         elif key == "structures":
-            number = feature_value(lesion, key)
-            if number is None:
+            score = feature_value(lesion, key)
+            if score is None:
                 continue
-            value = _fmt(number)
+            value = _fmt(score)
             assumed = (lesion.get("tds_inputs") or {}).get("D_source", "assumed") == "assumed"
             explain = t(f"{stem}.explain") if assumed else t(f"{stem}.explain_given")
         else:
-            number = feature_value(lesion, key)
-            if number is None:
+            score = feature_value(lesion, key)
+            if score is None:
                 continue
-            value = _fmt(number)
+            value = _fmt(score)
             explain = t(f"{stem}.explain")
         rows.append({"key": key, "name": t(f"{stem}.name"), "value": value, "explain": explain})
     return rows
@@ -164,8 +165,8 @@ def compare_rows(left: dict[str, Any], right: dict[str, Any], t: Translate,
     la, lb = left.get("lesion") or {}, right.get("lesion") or {}
     for key, stem in FEATURE_ROWS:
         if key == "diameter":
-            unit = "mm" if _number(la.get("diameter_mm")) is not None and _number(lb.get("diameter_mm")) is not None else "px"
-            a, b = _number(la.get(f"diameter_{unit}")), _number(lb.get(f"diameter_{unit}"))
+            unit = "mm" if number(la.get("diameter_mm")) is not None and number(lb.get("diameter_mm")) is not None else "px"
+            a, b = number(la.get(f"diameter_{unit}")), number(lb.get(f"diameter_{unit}"))
             if a is None and b is None:
                 continue
             rows.append(row(t(f"{stem}.name") + f" ({unit})", a, b, lambda v: _fmt(v, 1), lambda d: f"{d:+.1f}"))

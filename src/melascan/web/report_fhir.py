@@ -27,6 +27,7 @@ from fhir.resources.R4B.media import Media
 from fhir.resources.R4B.observation import Observation
 
 from melascan import __version__
+from melascan.web import present
 from melascan.web.i18n import translate
 from melascan.web.present import advice_key
 
@@ -51,20 +52,6 @@ def _quantity(value: float, unit: str, code: str | None = None) -> dict[str, Any
     if code:
         q.update(system=UCUM, code=code)
     return q
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return float(len(value))
-    if isinstance(value, dict):
-        for key in ("score", "value", "count"):
-            if isinstance(value.get(key), (int, float)) and not isinstance(value.get(key), bool):
-                return float(value[key])
-    return None
 
 
 def build_bundle(result: dict[str, Any], images: dict[str, tuple[str, bytes]], *,
@@ -129,13 +116,13 @@ def build_bundle(result: dict[str, Any], images: dict[str, tuple[str, bytes]], *
         ("tds", "Total Dermoscopy Score (Stolz ABCD rule)"),
     ]
     for key, display in scores:
-        value = _num(lesion.get(key))
+        value = present.feature_value(lesion, key)
         if value is not None:
             extra = {"interpretation": [{"text": f"TDS band: {lesion['tds_band']}"}]} if key == "tds" and lesion.get("tds_band") else {}
             obs_ids.append(observation(key, _local(f"dermoscopy-{key}", display),
                                        valueQuantity=_quantity(value, "1", "1"), **extra))
-    diameter_mm = _num(lesion.get("diameter_mm"))
-    diameter_px = _num(lesion.get("diameter_px"))
+    diameter_mm = present.number(lesion.get("diameter_mm"))
+    diameter_px = present.number(lesion.get("diameter_px"))
     if diameter_mm is not None:
         code = {"coding": [{"system": LOINC, "code": "33728-7", "display": "Size.maximum dimension in Tumor"},
                            {"system": CODE_SYSTEM, "code": "lesion-diameter", "display": "Lesion diameter"}],
