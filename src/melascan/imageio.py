@@ -18,7 +18,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from melascan.errors import ImageError
+from melascan.errors import DataError, ImageError
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 
@@ -131,3 +131,31 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             return img.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc})") from None
+
+
+#: Files a folder walk picks up (by suffix, case-insensitive).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files under ``folder`` (recursive, hidden files and folders skipped), sorted
+    by their path relative to ``folder``."""
+    folder = Path(folder)
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(root) / f for f in files if not f.startswith(".") and f.lower().endswith(IMAGE_SUFFIXES)]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def resolve_inputs(source: str | os.PathLike) -> list[Path]:
+    """An image file -> ``[file]``; a folder -> its images. ``DataError`` when there is nothing."""
+    path = Path(source)
+    if path.is_dir():
+        images = list_images(path)
+        if not images:
+            raise DataError(f"{path}: no image files found (looked for {', '.join(IMAGE_SUFFIXES)})")
+        return images
+    if path.is_file():
+        return [path]
+    raise DataError(f"no such file or folder: {path}")

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from melascan.cli import main
-from melascan.inference.predict import CSV_COLUMNS, list_images
+from melascan.imageio import list_images
+from melascan.inference.predict import CSV_COLUMNS
 
 
 @pytest.fixture

@@ -192,7 +192,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     from melascan.errors import ImageError
     from melascan.inference.classifier import Classifier, default_model_dir
-    from melascan.inference.predict import resolve_inputs, score_files, write_csv
+    from melascan.imageio import resolve_inputs
+    from melascan.inference.predict import score_files, write_csv
 
     paths = resolve_inputs(args.input)
     if args.model or args.threads:

@@ -8,45 +8,15 @@ empty score and the reason in ``error``; the other files are still scored.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from melascan.errors import DataError, ImageError
+from melascan.errors import ImageError
 from melascan.inference.classifier import Classifier
 
 #: Stable columns of ``melascan predict --csv`` (append new ones at the end only).
 CSV_COLUMNS = ("path", "probability", "label", "label_screening", "logit_benign", "logit_malignant", "error")
 #: Files a folder walk picks up (by suffix, case-insensitive); other files are ignored.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, hidden files and folders skipped), sorted
-    by their path relative to ``folder``."""
-    folder = Path(folder)
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
-                found.append(Path(root) / name)
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
-
-
-def resolve_inputs(source: str | Path) -> list[Path]:
-    """An image file -> ``[file]``; a folder -> its images. Raises when there is nothing."""
-    path = Path(source)
-    if path.is_dir():
-        images = list_images(path)
-        if not images:
-            raise DataError(f"{path}: no image files found (looked for {', '.join(IMAGE_SUFFIXES)})")
-        return images
-    if path.is_file():
-        return [path]
-    raise DataError(f"no such file or folder: {path}")
-
-
 def error_row(path: Path, message: str) -> dict[str, Any]:
     return {"path": str(path), "probability": None, "label": None, "label_screening": None,
             "logit_benign": None, "logit_malignant": None, "error": message}  # fmt: skip

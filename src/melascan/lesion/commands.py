@@ -21,13 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
-
-#: Files a folder walk picks up (by suffix, case-insensitive).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-
 
 def _positive_float(text: str) -> float:
     try:
@@ -60,28 +55,12 @@ def add_analyze(parser: argparse.ArgumentParser) -> None:
                         help="lesion analysis only: skip the melanoma classifier (probability = null)")  # fmt: skip
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, hidden entries skipped), sorted by relative path."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(root) / f for f in files if not f.startswith(".") and f.lower().endswith(IMAGE_SUFFIXES)]
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
-
-
 def resolve_inputs(source: str) -> tuple[list[Path], Path | None]:
     """``(image paths, folder or None)``; raises ``DataError`` when there is nothing to do."""
-    from melascan.errors import DataError
+    from melascan.imageio import resolve_inputs as images_of
 
     path = Path(source)
-    if path.is_dir():
-        images = list_images(path)
-        if not images:
-            raise DataError(f"{path}: no image files found (looked for {', '.join(IMAGE_SUFFIXES)})")
-        return images, path
-    if path.is_file():
-        return [path], None
-    raise DataError(f"no such file or folder: {path}")
+    return images_of(path), (path if path.is_dir() else None)
 
 
 def load_classifier():
