@@ -99,10 +99,7 @@ def run_export(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise DataError(f"run folder not found: {run_dir}")
-    model, cfg = load_run(run_dir, checkpoint=args.checkpoint)
-    mean, std = cfg.mean, cfg.std
-    if mean is None or std is None:
-        mean, std, _ = cfg.resolved_mean_std()
+    model, cfg = load_run(run_dir, checkpoint=args.checkpoint)  # cfg.mean/std are always set
     calibration = runinfo.read_calibration(run_dir, args.checkpoint)
     if calibration is None:
         log.warning(
@@ -125,8 +122,8 @@ def run_export(args: argparse.Namespace) -> int:
         model,
         tmp.name if tmp else args.out,
         image_size=cfg.image_size,
-        mean=mean,
-        std=std,
+        mean=cfg.mean,
+        std=cfg.std,
         color_constancy=cfg.color_constancy,
         status="trained",
         name=args.name,

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 
 from melascan.data.manifest import read_manifest
 from melascan.errors import DataError
+from melascan.evaluation import metrics as M
 from melascan.evaluation.evaluate import json_safe
 from melascan.training.config import RunConfig, save_config
 from melascan.training.data import (
@@ -138,18 +139,15 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Cross-entropy, accuracy, F1 (malignant positive, argmax) and ROC-AUC (NaN with one class)."""
-    from sklearn.metrics import f1_score, roc_auc_score
-
     logits_t = torch.as_tensor(logits, dtype=torch.float32)
     labels_t = torch.as_tensor(labels, dtype=torch.long)
     prob = torch.softmax(logits_t, 1)[:, 1].numpy()
     pred = logits.argmax(1)
-    auc = float(roc_auc_score(labels, prob)) if len(np.unique(labels)) == 2 else float("nan")
     return {
         "loss": float(F.cross_entropy(logits_t, labels_t)),
-        "acc": float((pred == labels).mean()),
-        "f1": float(f1_score(labels, pred, zero_division=0)),
-        "auc": auc,
+        "acc": M.accuracy(labels, pred),
+        "f1": M.f1(labels, pred),
+        "auc": M.roc_auc(labels, prob),
     }
 
 
@@ -206,12 +204,10 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg,
     logits_np, labels_np = np.concatenate(logits_all), np.concatenate(labels_all)
     loss_sum, logits_np, labels_np = gather(where.world_size, np.array([sum(losses)]), logits_np, labels_np)
     pred = logits_np.argmax(1)
-    from sklearn.metrics import f1_score
-
     return {
         "loss": float(loss_sum.sum() / len(labels_np)),
-        "acc": float((pred == labels_np).mean()),
-        "f1": float(f1_score(labels_np, pred, zero_division=0)),
+        "acc": M.accuracy(labels_np, pred),
+        "f1": M.f1(labels_np, pred),
         "images": int(len(labels_np)),
     }
 
