@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import numpy as np
 
 from melascan.data.manifest import LABELS, Manifest, read_manifest
 from melascan.errors import DataError
+from melascan.serialization import json_safe
 from melascan.evaluation import calibration as C
 from melascan.evaluation import metrics as M
 
@@ -256,19 +256,6 @@ def write_predictions(path: Path, target: Target, logits, cal: dict, tta=None, l
             if leaked is not None:
                 row.append(int(leaked[i]))
             writer.writerow(row)
-
-
-def json_safe(value):
-    """NaN/inf -> None so metrics.json is strict JSON."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return json_safe(value.item())
-    return value
 
 
 def evaluate_logits(

@@ -16,13 +16,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from melascan.errors import ImageError
 from melascan.lesion.asymmetry import Asymmetry, PrincipalAxes, asymmetry
 from melascan.lesion.border import Border, border
 from melascan.lesion.colors import Colors, colors
 from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
 from melascan.lesion.diameter import Diameter, diameter
-from melascan.lesion.preprocessing import field_of_view_mask, remove_hair, to_work_size
+from melascan.lesion.preprocessing import (
+    check_rgb,
+    field_of_view_mask,
+    remove_hair,
+    to_work_size,
+)
 from melascan.lesion.quality import quality_codes
 from melascan.lesion.segmentation import (
     Segmentation,
@@ -33,6 +37,7 @@ from melascan.lesion.segmentation import (
     upscale_mask,
 )
 from melascan.lesion.tds import TDS, tds
+from melascan.serialization import json_safe
 
 
 @dataclass
@@ -111,44 +116,7 @@ class LesionAnalysis:
             "contrast_de": self.segmentation.contrast_de,
             "image_size": {"height": self.image_size[0], "width": self.image_size[1]},
         }
-        return _json_safe(out)
-
-
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-#: Longest accepted side as a multiple of the shorter one. The asymmetry step rotates the
-#: lesion on a square canvas as wide as its longest extent, so memory grows with the
-#: square of the aspect ratio (an 80x12640 strip needed more than 2 GB); no dermoscopy
-#: picture is this elongated.
-MAX_ASPECT_RATIO = 10
-
-
-def check_rgb(rgb) -> np.ndarray:
-    """Refuse anything but an HxWx3 uint8 array of a usable size and aspect ratio
-    (a clear error instead of a wrong result)."""
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        desc = f"{type(rgb).__name__} {getattr(rgb, 'shape', '')} {getattr(rgb, 'dtype', '')}".strip()
-        raise ImageError(f"lesion analysis needs an HxWx3 uint8 RGB array, got {desc}")
-    if max(rgb.shape[:2]) > MAX_ASPECT_RATIO * (min(rgb.shape[:2]) + 1):  # +1: resizing rounds
-        raise ImageError(
-            f"image too elongated for lesion analysis ({rgb.shape[1]}x{rgb.shape[0]} px); "
-            f"the longer side may be at most {MAX_ASPECT_RATIO} times the shorter"
-        )
-    if min(rgb.shape[:2]) < 16:
-        raise ImageError(f"image too small for lesion analysis ({rgb.shape[1]}x{rgb.shape[0]} px)")
-    return rgb
+        return json_safe(out)
 
 
 def _scaled_axes(axes: PrincipalAxes, scale: float) -> PrincipalAxes:

@@ -14,7 +14,31 @@ import cv2
 import numpy as np
 from skimage.morphology import skeletonize
 
+from melascan.errors import ImageError
 from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
+
+
+#: Longest accepted side as a multiple of the shorter one. The asymmetry step rotates the
+#: lesion on a square canvas as wide as its longest extent, so memory grows with the
+#: square of the aspect ratio (an 80x12640 strip needed more than 2 GB); no dermoscopy
+#: picture is this elongated.
+MAX_ASPECT_RATIO = 10
+
+
+def check_rgb(rgb) -> np.ndarray:
+    """Refuse anything but an HxWx3 uint8 array of a usable size and aspect ratio
+    (a clear error instead of a wrong result)."""
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        desc = f"{type(rgb).__name__} {getattr(rgb, 'shape', '')} {getattr(rgb, 'dtype', '')}".strip()
+        raise ImageError(f"lesion analysis needs an HxWx3 uint8 RGB array, got {desc}")
+    if max(rgb.shape[:2]) > MAX_ASPECT_RATIO * (min(rgb.shape[:2]) + 1):  # +1: resizing rounds
+        raise ImageError(
+            f"image too elongated for lesion analysis ({rgb.shape[1]}x{rgb.shape[0]} px); "
+            f"the longer side may be at most {MAX_ASPECT_RATIO} times the shorter"
+        )
+    if min(rgb.shape[:2]) < 16:
+        raise ImageError(f"image too small for lesion analysis ({rgb.shape[1]}x{rgb.shape[0]} px)")
+    return rgb
 
 
 def to_work_size(rgb: np.ndarray, side_px: int) -> tuple[np.ndarray, float]:

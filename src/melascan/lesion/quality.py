@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
-from melascan.lesion.preprocessing import brightness, field_of_view_mask, remove_hair, to_work_size
+from melascan.lesion.preprocessing import brightness, check_rgb, field_of_view_mask, remove_hair, to_work_size
 from melascan.lesion.segmentation import NO_LESION, Segmentation, rgb_to_lab, segment_work
 
 BLURRY = "blurry"
@@ -126,7 +126,7 @@ def assess_quality(
 
     Pass a ``segmentation`` already computed for this image to skip segmenting again.
     """
-    work, _ = to_work_size(rgb, config.work_side_px)
+    work, _ = to_work_size(check_rgb(rgb), config.work_side_px)
     fov = field_of_view_mask(work, config)
     if segmentation is None:
         clean, _ = remove_hair(work, config, fov)

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
-from melascan.lesion.preprocessing import disc, field_of_view_mask, remove_hair, to_work_size
+from melascan.lesion.preprocessing import check_rgb, disc, field_of_view_mask, remove_hair, to_work_size
 
 #: Segmentation quality flags.
 NO_LESION = "no_lesion"
@@ -370,7 +370,7 @@ def segment_lesion(rgb: np.ndarray, config: LesionConfig = DEFAULT_CONFIG) -> Se
     Shrinks to ``config.work_side_px``, masks the vignette, removes hair, segments
     (see the module docstring) and returns a ``Segmentation`` at the input size.
     """
-    work, _ = to_work_size(rgb, config.work_side_px)
+    work, _ = to_work_size(check_rgb(rgb), config.work_side_px)
     fov = field_of_view_mask(work, config)
     clean, _ = remove_hair(work, config, fov)
     seg = segment_work(clean, fov, config)

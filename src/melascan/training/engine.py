@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from melascan.data.manifest import read_manifest
 from melascan.errors import DataError
 from melascan.evaluation import metrics as M
-from melascan.evaluation.evaluate import json_safe
+from melascan.serialization import json_safe
 from melascan.training.config import RunConfig, save_config
 from melascan.training.data import (
     CachedImageDataset,

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from melascan.errors import DataError
-from melascan.evaluation.evaluate import json_safe
+from melascan.serialization import json_safe
 from melascan.training.config import RunConfig, config_from_dict
 from melascan.training.models import SEED_MODELS
 from melascan.training.recipes import SEED_RECIPES

@@ -26,6 +26,7 @@ from PIL import Image
 from melascan.errors import ImageError, ModelError
 from melascan.imageio import load_rgb
 from melascan.inference.cam import cam_to_image, class_activation_map
+from melascan.serialization import json_safe
 
 SCHEMA = "melascan.analysis/1"
 
@@ -279,21 +280,6 @@ def source_format(image_bytes: bytes) -> str | None:
         return None
 
 
-def _json_safe(value: Any) -> Any:
-    """Convert numpy scalars/arrays and tuples inside ``value`` to plain JSON types."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 # --- the glue -----------------------------------------------------------------------------
 
 
@@ -331,7 +317,7 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
 
     card = clf.card
     thresholds = {k: float(v) for k, v in card["calibration"]["thresholds"].items()}
-    lesion_dict = _json_safe(lesion.to_dict())
+    lesion_dict = json_safe(lesion.to_dict())
     probability = float(prediction.probability)
     risk = risk_assessment(probability, thresholds, lesion_dict.get("tds_band"), quality,
                            str(card.get("status")))
@@ -370,8 +356,8 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
         },
         "classification": {
             "probability": probability,
-            "labels": _json_safe(dict(prediction.labels)),
-            "logits": _json_safe(np.asarray(prediction.logits).ravel()),
+            "labels": json_safe(dict(prediction.labels)),
+            "logits": json_safe(np.asarray(prediction.logits).ravel()),
         },
         "lesion": lesion_dict,
         "quality": {"warnings": quality, "can_judge": not risk["quality_limited"]},
