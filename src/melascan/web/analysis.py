@@ -186,18 +186,30 @@ def _metrics_at(values: dict, name: str, threshold: float, depth: int = 0) -> di
 # --- the components (imported lazily: other helpers own them) -----------------------------
 
 _classifiers: dict = {}  # model path (None: the embedded model) -> Classifier
+_load_errors: dict = {}  # model path -> the ModelError its load raised
 _classifier_lock = threading.Lock()
 
 
 def get_classifier(model_path: str | None = None):
-    """The classifier of ``model_path``, loaded once per process (gunicorn worker) and path."""
+    """The classifier of ``model_path``, loaded once per process (gunicorn worker) and path.
+
+    A model that fails to load is not retried on every request (each try re-hashes the
+    whole ONNX file under the lock): the error is kept, like a success, until restart.
+    """
     with _classifier_lock:
+        if model_path in _load_errors:
+            raise _load_errors[model_path]
         if model_path not in _classifiers:
             try:
                 from melascan.inference import Classifier
+
+                _classifiers[model_path] = Classifier(model_path) if model_path else Classifier.default()
             except ImportError as exc:
-                raise ModelError(f"the inference runtime is not installed ({exc})") from None
-            _classifiers[model_path] = Classifier(model_path) if model_path else Classifier.default()
+                _load_errors[model_path] = ModelError(f"the inference runtime is not installed ({exc})")
+                raise _load_errors[model_path] from None
+            except ModelError as exc:
+                _load_errors[model_path] = exc
+                raise
         return _classifiers[model_path]
 
 

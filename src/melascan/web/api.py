@@ -10,7 +10,6 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, request, url_for
 
 from melascan import __version__
-from melascan.errors import MelascanError
 from melascan.web import db
 from melascan.web.openapi import openapi_document
 from melascan.web.owner import current_owner
@@ -61,15 +60,12 @@ def delete_analysis(analysis_id: str):
 @bp.get("/v1/health")
 def health():
     """Whether the model loads, and its status (``trained`` / ``untrained``)."""
-    from flask import current_app
+    from melascan.web.app import model_status
 
-    from melascan.web.analysis import model_card
-
-    try:
-        card = model_card(current_app.config["MODEL_PATH"])
-    except MelascanError as exc:
-        return jsonify({"ok": False, "version": __version__, "error": str(exc)}), 503
-    return jsonify({"ok": True, "version": __version__, "model": {"name": card.get("name"), "status": card.get("status")}})
+    status = model_status()
+    if status["status"] == "unavailable":
+        return jsonify({"ok": False, "version": __version__, "error": status["message"]}), 503
+    return jsonify({"ok": True, "version": __version__, "model": {"name": status["name"], "status": status["status"]}})
 
 
 @bp.get("/openapi.json")
