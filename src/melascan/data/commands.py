@@ -25,7 +25,7 @@ def add_prepare(parser: argparse.ArgumentParser) -> None:
         "Build a deduplicated, leakage-free, stratified train/val/test split of a folder "
         "laid out as train|test/benign|malignant/*.jpg (class folders at any depth)."
     )
-    parser.add_argument("src", type=Path, help="dataset folder (read-only)")
+    parser.add_argument("src", type=Path, nargs="?", help="dataset folder (read-only); not with --base")
     parser.add_argument("--out", type=Path, required=True, help="output folder (manifest.csv, summary.json, ...)")
     parser.add_argument("--official", action="store_true",
                         help="keep the dataset's own train/test folders; carve validation out of train")
@@ -40,8 +40,37 @@ def add_prepare(parser: argparse.ArgumentParser) -> None:
                         help="near-duplicate threshold: phash Hamming distance of 256 bits (default 36)")
     parser.add_argument("--reference", type=Path, default=None,
                         help="another manifest.csv: write overlap.csv with the images both share")
+    mix = parser.add_argument_group(
+        "multi-source mix", "a training manifest from a seed split plus HAM10000 (docs/data.md)")
+    mix.add_argument("--base", type=Path, default=None,
+                     help="a split written by `melascan prepare` (e.g. data/seed): its test split is kept exactly")
+    mix.add_argument("--ham", type=Path, default=None, help="HAM10000 folder, split by lesion_id")
+    mix.add_argument("--exclude", type=Path, default=None,
+                     help="file of melanoma-10k paths never to train or select on (their near duplicates too)")
+    mix.add_argument("--no-rest", action="store_true", help="do not add the unused melanoma-10k images to train")
     parser.add_argument("--workers", type=int, default=_default_workers(), help="hashing processes (default 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_prepare_mix(args: argparse.Namespace) -> int:
+    from melascan.data.mix import MixConfig, prepare_mix
+    from melascan.errors import DataError
+
+    if args.src is not None or args.official or args.ham is None or args.base is None:
+        raise DataError("a mix needs --base SPLIT and --ham FOLDER, and no dataset folder or --official")
+    cfg = MixConfig(base=args.base, ham=args.ham, out=args.out, exclude=args.exclude, add_rest=not args.no_rest,
+                    seed=args.seed, max_distance=36 if args.max_distance is None else args.max_distance,
+                    workers=max(1, args.workers), progress=not args.no_progress)
+    start = time.perf_counter()
+    s = prepare_mix(cfg)
+    log.info("wrote %s (%.1f s)", args.out, time.perf_counter() - start)
+    for source, by_split in s["counts"].items():
+        for split, c in by_split.items():
+            log.info("  %-13s %-5s  malignant %5d  benign %5d", source, split, c["malignant"], c["benign"])
+    ex = s["excluded"]
+    log.info("  excluded: %d listed, %d removed from train/val (+%d near duplicates), %d kept in the seed test",
+             ex["listed"], ex["removed_from_train_val"], ex["near_duplicates_removed"], ex["kept_in_seed_test"])
+    return 0
 
 
 def run_prepare(args: argparse.Namespace) -> int:
@@ -49,6 +78,12 @@ def run_prepare(args: argparse.Namespace) -> int:
     from melascan.data.prepare import PrepareConfig, prepare
     from melascan.errors import DataError
 
+    if args.base is not None or args.ham is not None:
+        return run_prepare_mix(args)
+    if args.src is None:
+        raise DataError("give a dataset folder, or --base and --ham for a multi-source mix")
+    if args.exclude is not None:
+        raise DataError("--exclude applies to a mix (--base/--ham)")
     # options of the other mode would be silently ignored: refuse them instead
     if args.official and (args.malignant is not None or args.benign is not None or args.ratios is not None):
         raise DataError("--malignant/--benign/--ratios shape the sampled split; --official uses every image "

@@ -1,6 +1,8 @@
 """The split manifest: one row per image, shared by every stage.
 
-``manifest.csv`` columns: ``path,label,split,md5,width,height``; ``path`` is relative
+``manifest.csv`` columns: ``path,label,split,md5,width,height`` and, in a manifest built
+from several sources (``melascan prepare --mix``), a last column ``source`` (the data
+set an image comes from, e.g. ``melanoma-10k`` or ``ham10000``). ``path`` is relative
 to ``summary.json["source_root"]`` next to the manifest.
 """
 
@@ -17,6 +19,7 @@ from melascan.errors import DataError
 LABELS = ("benign", "malignant")  # index = class id: benign 0, malignant 1
 SPLITS = ("train", "val", "test")
 COLUMNS = ("path", "label", "split", "md5", "width", "height")
+SOURCE_COLUMN = "source"  # written only when some record has a source
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Record:
     md5: str
     width: int
     height: int
+    source: str = ""
 
     @property
     def label_id(self) -> int:
@@ -48,6 +52,10 @@ class Manifest:
     def label_ids(self, split: str) -> list[int]:
         return [r.label_id for r in self.subset(split)]
 
+    def sources(self) -> list[str]:
+        """The distinct non-empty sources, sorted (empty for a single-source manifest)."""
+        return sorted({r.source for r in self.records if r.source})
+
     def sha256(self) -> str:
         return file_sha256(self.path)
 
@@ -58,11 +66,13 @@ def file_sha256(path: str | Path) -> str:
 
 def write_manifest(path: str | Path, records: list[Record]) -> None:
     """Write records in the given order, with ``\\n`` line endings (byte-reproducible)."""
+    with_source = any(r.source for r in records)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow(COLUMNS + ((SOURCE_COLUMN,) if with_source else ()))
         for r in records:
-            writer.writerow([r.path, r.label, r.split, r.md5, r.width, r.height])
+            row = [r.path, r.label, r.split, r.md5, r.width, r.height]
+            writer.writerow(row + [r.source] if with_source else row)
 
 
 def read_manifest(path: str | Path, source_root: str | Path | None = None) -> Manifest:
@@ -94,5 +104,6 @@ def read_manifest(path: str | Path, source_root: str | Path | None = None) -> Ma
                 width, height = int(row["width"]), int(row["height"])
             except (TypeError, ValueError):
                 raise DataError(f"{path}:{i}: width/height must be integers") from None
-            records.append(Record(row["path"], row["label"], row["split"], row["md5"], width, height))
+            records.append(Record(row["path"], row["label"], row["split"], row["md5"], width, height,
+                                  row.get(SOURCE_COLUMN) or ""))
     return Manifest(path=path, source_root=Path(source_root), records=records)

@@ -131,3 +131,28 @@ def sample_per_label(
             )
         drawn[label] = sorted(pool[i] for i in rng.permutation(len(pool))[:n])
     return drawn
+
+
+def split_groups(
+    group_labels: Mapping[str, str],
+    group_sizes: Mapping[str, int],
+    ratios: Sequence[float],
+    rng: np.random.Generator,
+) -> dict[str, str]:
+    """Assign whole groups (e.g. all images of one lesion) to splits, per label, by ``ratios``.
+
+    Groups of each label are visited in a seeded random order and each goes to the split
+    furthest below its image quota (``split_counts`` of the label's image total), so the
+    image counts land within one group's size of the ratios. Returns ``group -> split``.
+    """
+    assignment: dict[str, str] = {}
+    for label in sorted(set(group_labels.values())):
+        groups = sorted(g for g, l in group_labels.items() if l == label)
+        quota = split_counts(sum(group_sizes[g] for g in groups), ratios)
+        filled = dict.fromkeys(SPLITS, 0)
+        for index in rng.permutation(len(groups)):
+            group = groups[index]
+            split = max(SPLITS, key=lambda s: (quota[s] - filled[s], -SPLITS.index(s)))
+            assignment[group] = split
+            filled[split] += group_sizes[group]
+    return assignment

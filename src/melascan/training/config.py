@@ -51,6 +51,8 @@ class RunConfig:
     # augmentation and sampling
     recipe: str = "C4"  # a name of recipes.RECIPES
     weighted_sampling: bool = False  # the seed's "WS": classes drawn equally often
+    balance_sources: bool = False  # with weighted_sampling: every (source, class) drawn equally often
+    samples_per_epoch: Optional[int] = None  # images drawn per epoch (with replacement); null = the split's size
     # loss
     loss: str = "ce"  # ce | label_smoothing | focal
     smoothing: float = 0.1  # label_smoothing only
@@ -63,6 +65,7 @@ class RunConfig:
     batch_size: int = 32  # per process
     epochs: int = 100
     patience: Optional[int] = 3  # early stopping on val loss; null = never stop early
+    ema_decay: Optional[float] = None  # keep an EMA of the weights (evaluated, saved, exported); null = off
     checkpoint_every: int = 10  # also keep checkpoints/epoch_010.pt, ...; 0 = never
     seed: int = 42
     num_workers: int = 0  # DataLoader workers (0 = main process; data is pre-decoded)
@@ -95,6 +98,9 @@ class RunConfig:
             (self.checkpoint_every >= 0 and self.num_workers >= 0, "checkpoint_every/num_workers must be >= 0"),
             (self.limit is None or self.limit >= 1, "limit must be >= 1 or null"),
             (self.threads is None or self.threads >= 1, "threads must be >= 1 or null"),
+            (self.samples_per_epoch is None or self.samples_per_epoch >= 1, "samples_per_epoch must be >= 1 or null"),
+            (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1) or null"),
+            (self.weighted_sampling or not self.balance_sources, "balance_sources needs weighted_sampling=true"),
         ]
         for value, name in ((self.mean, "mean"), (self.std, "std")):
             checks.append((value is None or len(value) == 3, f"{name} must be 3 numbers or null"))

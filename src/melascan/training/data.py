@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,13 +36,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SplitData:
-    """The decoded images of one split: ``pixels`` N x S x S x 3 uint8, ``labels`` N int64."""
+    """The decoded images of one split: ``pixels`` N x S x S x 3 uint8, ``labels`` N int64,
+    ``sources`` N strings (all ``""`` in a single-source manifest)."""
 
     split: str
     records: list[Record]
     pixels: np.ndarray
     labels: np.ndarray
     cache_path: Path
+
+    @property
+    def sources(self) -> np.ndarray:
+        return np.array([r.source for r in self.records])
 
     def class_counts(self) -> dict[str, int]:
         return {"benign": int((self.labels == 0).sum()), "malignant": int((self.labels == 1).sum())}
@@ -151,12 +157,20 @@ def normalize_batch(images: torch.Tensor, mean, std) -> torch.Tensor:
 
 
 # ---- samplers -------------------------------------------------------------------
-def class_balanced_weights(labels: np.ndarray) -> torch.Tensor:
-    """Per-sample weights ``1 / count(class)``: every class is drawn equally often."""
+def class_balanced_weights(labels: np.ndarray, sources: np.ndarray | None = None) -> torch.Tensor:
+    """Per-sample weights ``1 / count(class)``: every class is drawn equally often.
+
+    With ``sources``, ``1 / count(source, class)``: every (source, class) cell is drawn equally
+    often, so no source's class balance (or size) can stand in for the label.
+    """
     counts = np.bincount(labels, minlength=2).astype(np.float64)
     if (counts == 0).any():
         raise DataError("weighted sampling needs both classes in the training split")
-    return torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
+    if sources is None:
+        return torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
+    cells = [f"{s}\t{l}" for s, l in zip(sources, labels)]
+    _, cell_index, cell_counts = np.unique(cells, return_inverse=True, return_counts=True)
+    return torch.as_tensor(1.0 / cell_counts[cell_index], dtype=torch.double)
 
 
 class EpochWeightedRandomSampler(WeightedRandomSampler):
@@ -184,13 +198,20 @@ class DistributedWeightedSampler(DistributedSampler):
         return iter(indices[self.rank : self.total_size : self.num_replicas])
 
 
-def make_train_sampler(dataset, labels: np.ndarray, *, weighted: bool, seed: int, rank: int = 0, world_size: int = 1):
-    """A sampler with ``set_epoch``: shuffled, or class-balanced (the seed's "WS"), sharded over ranks."""
-    if weighted:
-        weights = class_balanced_weights(labels)
+def make_train_sampler(dataset, labels: np.ndarray, *, weighted: bool, seed: int, rank: int = 0,
+                       world_size: int = 1, sources: np.ndarray | None = None, num_samples: int | None = None):
+    """A sampler with ``set_epoch``, sharded over ranks: shuffled, or class-balanced (the seed's "WS"),
+    or (``sources`` given) balanced over (source, class) cells. ``num_samples`` images per epoch are
+    drawn with replacement (uniformly when not ``weighted``); ``None`` = one pass over the split."""
+    if weighted or num_samples is not None:
+        weights = class_balanced_weights(labels, sources) if weighted else torch.ones(len(labels), dtype=torch.double)
         if world_size == 1:
-            return EpochWeightedRandomSampler(weights, len(labels), seed)
-        return DistributedWeightedSampler(dataset, weights, num_replicas=world_size, rank=rank, seed=seed)
+            return EpochWeightedRandomSampler(weights, num_samples or len(labels), seed)
+        sampler = DistributedWeightedSampler(dataset, weights, num_replicas=world_size, rank=rank, seed=seed)
+        if num_samples is not None:
+            sampler.num_samples = math.ceil(num_samples / world_size)
+            sampler.total_size = sampler.num_samples * world_size
+        return sampler
     return DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
 
 

@@ -12,7 +12,11 @@ the same command runs on one CPU. ``train(cfg, out_dir, resume=True)`` continues
 from ``checkpoints/last.pt``.
 
 Validation loss is plain cross-entropy whatever the training loss, so early
-stopping and runs with different losses are comparable.
+stopping and runs with different losses are comparable. With a multi-source
+manifest it is **source-balanced**: the mean of each source's cross-entropy, so a
+large source cannot outvote a small one in early stopping and model selection.
+With ``ema_decay`` an exponential moving average of the weights is what is
+evaluated, kept as ``best.pt`` and exported (the raw weights ride along for resume).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from melascan.training.recipes import build_recipe
 log = logging.getLogger("melascan.training")
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "train_f1", "val_loss", "val_acc", "val_f1",
-                   "val_auc", "lr", "seconds")
+                   "val_auc", "lr", "seconds", "val_by_source")
 
 
 # ---- processes, devices, seeds ------------------------------------------------------
@@ -137,18 +141,32 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
     return factor
 
 
-def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Cross-entropy, accuracy, F1 (malignant positive, argmax) and ROC-AUC (NaN with one class)."""
+def classification_metrics(logits: np.ndarray, labels: np.ndarray, sources: np.ndarray | None = None) -> dict:
+    """Cross-entropy, accuracy, F1 (malignant positive, argmax) and ROC-AUC (NaN with one class).
+
+    With two or more ``sources``, ``loss`` is the mean of the per-source losses and ``by_source``
+    holds each source's loss and AUC (the other keys stay pooled).
+    """
     logits_t = torch.as_tensor(logits, dtype=torch.float32)
     labels_t = torch.as_tensor(labels, dtype=torch.long)
     prob = torch.softmax(logits_t, 1)[:, 1].numpy()
     pred = logits.argmax(1)
-    return {
+    out = {
         "loss": float(F.cross_entropy(logits_t, labels_t)),
         "acc": M.accuracy(labels, pred),
         "f1": M.f1(labels, pred),
         "auc": M.roc_auc(labels, prob),
     }
+    names = sorted(set(sources.tolist())) if sources is not None else []
+    if len(names) > 1:
+        by = {}
+        for name in names:
+            m = sources == name
+            by[name] = {"loss": round(float(F.cross_entropy(logits_t[m], labels_t[m])), 5),
+                        "auc": round(M.roc_auc(labels[m], prob[m]), 5)}
+        out["loss"] = float(np.mean([v["loss"] for v in by.values()]))
+        out["by_source"] = by
+    return out
 
 
 def gather(world_size: int, *arrays: np.ndarray) -> list[np.ndarray]:
@@ -174,7 +192,7 @@ def to_model_input(images: torch.Tensor, cfg: RunConfig, device: torch.device) -
 
 
 def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg, where: Dist, desc: str,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, ema=None) -> dict:
     """One pass over the training loader; returns train loss/acc/F1 over all ranks.
 
     Shows a tqdm bar (batches, ETA, loss, lr) on rank 0 unless ``progress`` is False.
@@ -196,6 +214,8 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg,
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if ema is not None:
+            ema.update(_unwrap(model))
         loss_value = loss.item()
         losses.append(loss_value * len(labels))
         logits_all.append(logits.detach().float().cpu().numpy())
@@ -213,8 +233,9 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg,
 
 
 @torch.no_grad()
-def evaluate(model, loader, cfg, where: Dist) -> dict:
-    """Validation metrics over the whole split (shards gathered, padding repeats removed)."""
+def evaluate(model, loader, cfg, where: Dist, sources: np.ndarray | None = None) -> dict:
+    """Validation metrics over the whole split (shards gathered, padding repeats removed);
+    ``sources`` (one per image of the split) makes the loss source-balanced."""
     model.eval()
     idx_all, logits_all, labels_all = [], [], []
     for images, labels, index in loader:
@@ -225,8 +246,8 @@ def evaluate(model, loader, cfg, where: Dist) -> dict:
         logits_all.append(logits.float().cpu().numpy())
         labels_all.append(labels.numpy())
     idx, logits, labels = gather(where.world_size, *(np.concatenate(a) for a in (idx_all, logits_all, labels_all)))
-    _, first = np.unique(idx, return_index=True)
-    return classification_metrics(logits[first], labels[first])
+    order, first = np.unique(idx, return_index=True)
+    return classification_metrics(logits[first], labels[first], None if sources is None else sources[order])
 
 
 # ---- checkpoints ---------------------------------------------------------------------
@@ -341,7 +362,9 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
     train_set = CachedImageDataset(train_data.pixels, train_data.labels, build_recipe(cfg.recipe))
     val_set = CachedImageDataset(val_data.pixels, val_data.labels)
     train_sampler = make_train_sampler(train_set, train_data.labels, weighted=cfg.weighted_sampling,
-                                       seed=cfg.seed, rank=where.rank, world_size=where.world_size)
+                                       seed=cfg.seed, rank=where.rank, world_size=where.world_size,
+                                       sources=train_data.sources if cfg.balance_sources else None,
+                                       num_samples=cfg.samples_per_epoch)
     per_rank = len(train_sampler)
     loader_args = {"num_workers": cfg.num_workers, "pin_memory": where.device.type == "cuda",
                    "persistent_workers": cfg.num_workers > 0}
@@ -351,6 +374,11 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
                             sampler=make_eval_sampler(val_set, rank=where.rank, world_size=where.world_size))
 
     model = build_model(cfg).to(where.device, memory_format=torch.channels_last)
+    ema = None
+    if cfg.ema_decay is not None:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
     if where.world_size > 1:
         device_ids = [where.device.index] if where.device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
@@ -367,7 +395,9 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
     if resume:
         ckpt = load_checkpoint(ckpt_dir / "last.pt")
         try:
-            _unwrap(model).load_state_dict(ckpt["model"])
+            _unwrap(model).load_state_dict(ckpt.get("train_model", ckpt["model"]))
+            if ema is not None:
+                ema.module.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
         except (RuntimeError, ValueError) as exc:
             raise DataError(f"{ckpt_dir / 'last.pt'} does not match the config (model changed?): "
@@ -395,11 +425,11 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
         t0 = time.time()
         train_sampler.set_epoch(epoch)
         tr = train_one_epoch(model, train_loader, criterion, optimizer, scheduler, scaler, cfg, where,
-                             desc=f"epoch {epoch}/{cfg.epochs}")
+                             desc=f"epoch {epoch}/{cfg.epochs}", ema=ema)
         epoch_train_seconds = time.time() - t0
         train_seconds += epoch_train_seconds
         train_images += tr["images"]
-        va = evaluate(model, val_loader, cfg, where)
+        va = evaluate(model if ema is None else ema.module, val_loader, cfg, where, val_data.sources)
         seconds = time.time() - t0
         improved = va["loss"] < best["val_loss"]
         if improved:
@@ -411,7 +441,8 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
         lr = scheduler.get_last_lr()[0]
         row = {"epoch": epoch, "train_loss": tr["loss"], "train_acc": tr["acc"], "train_f1": tr["f1"],
                "val_loss": va["loss"], "val_acc": va["acc"], "val_f1": va["f1"], "val_auc": va["auc"],
-               "lr": lr, "seconds": round(seconds, 1)}
+               "lr": lr, "seconds": round(seconds, 1),
+               "val_by_source": json.dumps(va["by_source"], sort_keys=True) if "by_source" in va else ""}
         history.append(row)
         if where.main:
             log.info("epoch %d/%d  train loss %.4f acc %.3f f1 %.3f | val loss %.4f acc %.3f f1 %.3f auc %.3f"
@@ -419,7 +450,9 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
                      va["loss"], va["acc"], va["f1"], va["auc"], lr, seconds,
                      tr["images"] / max(epoch_train_seconds, 1e-9), "  *best" if improved else "")
             _write_history(out_dir / "history.csv", history)
-            state = {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+            state = {"model": (_unwrap(model) if ema is None else ema.module).state_dict(),
+                     **({} if ema is None else {"train_model": _unwrap(model).state_dict()}),
+                     "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
                      "rng": rng_state(), "best": best, "config": cfg.to_dict(), "metrics": row}
             save_checkpoint(ckpt_dir / "last.pt", **state)

@@ -25,6 +25,12 @@ frame is painted on the image, whatever its class. In the melanoma-10k data 29 %
 of malignant but 0.2 % of benign training images have such a frame (docs/data.md),
 a shortcut this breaks.
 
+``MS`` (multi-source, for the mixed manifest of ``prepare --mix``) makes a source's
+look carry no label: ``RRC`` random-resized crop (area 0.5-1, aspect 3/4-4/3), both flips,
+rotation, strong colour jitter, ``RES`` (p = 0.5: down-scale to 35-100 % of the side and back,
+so sharpness and resolution vary within every source), ``JPEG`` (p = 0.5: re-compression at
+quality 30-95) and ``FRAME``.
+
 The module imports no torch at load time: ``RECIPES`` maps each name to a
 factory that builds the pipeline when called.
 """
@@ -51,6 +57,7 @@ RECIPE_COMPONENTS: dict[str, tuple[str, ...]] = {
     "C8": ("F1", "F2", "F3", "F4", "F5"),
     "C4S": ("F1", "VFLIP", "F2", "F3S"),
     "C4SF": ("F1", "VFLIP", "F2", "F3S", "FRAME"),
+    "MS": ("RRC", "F1", "VFLIP", "F2", "F3S", "RES", "JPEG", "FRAME"),
 }
 
 
@@ -91,6 +98,64 @@ class RandomDermoscopeFrame:
         return f"RandomDermoscopeFrame(p={self.p}, radius_range={self.radius_range})"
 
 
+class RandomResolution:
+    """With probability ``p``, down-scale by a factor in ``scale_range`` (area filter) and back
+    up (bilinear): the image keeps its size but loses detail, as on a lower-resolution camera."""
+
+    def __init__(self, p: float = 0.5, scale_range=(0.35, 1.0)):
+        self.p, self.scale_range = p, scale_range
+
+    def __call__(self, img):
+        import torch
+        import torch.nn.functional as F
+
+        if torch.rand(()) >= self.p:
+            return img
+        h, w = img.shape[-2:]
+        lo, hi = self.scale_range
+        scale = lo + (hi - lo) * float(torch.rand(()))
+        small = (max(8, round(h * scale)), max(8, round(w * scale)))
+        x = img.unsqueeze(0).float()
+        x = F.interpolate(x, size=small, mode="area")
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        return x.squeeze(0).round().clamp(0, 255).to(img.dtype)
+
+    def __repr__(self) -> str:
+        return f"RandomResolution(p={self.p}, scale_range={self.scale_range})"
+
+
+class RandomJpeg:
+    """With probability ``p``, JPEG re-compression at a random quality in ``quality`` (torchvision's)."""
+
+    def __init__(self, p: float = 0.5, quality=(30, 95)):
+        from torchvision.transforms import v2
+
+        self.p, self.jpeg = p, v2.JPEG(quality=quality)
+
+    def __call__(self, img):
+        import torch
+
+        return self.jpeg(img) if torch.rand(()) < self.p else img
+
+    def __repr__(self) -> str:
+        return f"RandomJpeg(p={self.p}, {self.jpeg!r})"
+
+
+class RandomResizedCropSameSize:
+    """Random-resized crop back to the input's own size (the cache already holds the train size)."""
+
+    def __init__(self, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3)):
+        self.scale, self.ratio = scale, ratio
+
+    def __call__(self, img):
+        from torchvision.transforms import v2
+
+        return v2.RandomResizedCrop(tuple(img.shape[-2:]), scale=self.scale, ratio=self.ratio, antialias=True)(img)
+
+    def __repr__(self) -> str:
+        return f"RandomResizedCropSameSize(scale={self.scale}, ratio={self.ratio})"
+
+
 def _component(name: str):
     """One torchvision v2 transform by its short name (parameters documented above)."""
     from torchvision.transforms import v2
@@ -114,6 +179,12 @@ def _component(name: str):
         return v2.RandomEqualize(p=0.5)
     if name == "FRAME":
         return RandomDermoscopeFrame(p=0.3)
+    if name == "RRC":
+        return RandomResizedCropSameSize()
+    if name == "RES":
+        return RandomResolution()
+    if name == "JPEG":
+        return RandomJpeg()
     raise KeyError(name)
 
 
