@@ -15,8 +15,9 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("melascan.data.commands", "build the seed's deduplicated, stratified split"),
+    "prepare": ("melascan.data.commands", "build a deduplicated, stratified split (or a multi-source mix)"),
     "eda": ("melascan.data.commands", "figures and statistics of a prepared split"),
+    "audit": ("melascan.data.commands", "shortcut audit: how well trivial cues predict label and source"),
     "train": ("melascan.training.commands", "train one timm model from a config"),
     "study": ("melascan.training.commands", "run the seed's grids: augment | models | strategies"),
     "evaluate": ("melascan.evaluation.commands", "metrics, calibration, figures and report of a run"),

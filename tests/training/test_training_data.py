@@ -85,3 +85,16 @@ def test_sampler_order_depends_only_on_seed_and_epoch():
     assert list(a) == list(b)
     b.set_epoch(3)
     assert list(a) != list(b)
+
+
+def test_source_balanced_sampling_draws_every_source_and_class_equally():
+    labels = np.array([0] * 90 + [1] * 10 + [0] * 20 + [1] * 30)
+    sources = np.array(["a"] * 100 + ["b"] * 50)
+    sampler = make_train_sampler(labels, labels, weighted=True, seed=3, sources=sources, num_samples=8000)
+    drawn = list(sampler)
+    assert len(drawn) == 8000
+    cells = Counter((sources[i], int(labels[i])) for i in drawn)
+    assert set(cells) == {("a", 0), ("a", 1), ("b", 0), ("b", 1)}
+    assert all(abs(n / 8000 - 0.25) < 0.03 for n in cells.values())
+    uniform = make_train_sampler(labels, labels, weighted=False, seed=3, num_samples=300)
+    assert len(list(uniform)) == 300  # a fixed number of samples per epoch without weighting too

@@ -17,7 +17,7 @@ def test_registry_matches_the_seed_table():
     for name, parts in SEED_TABLE.items():
         assert RECIPE_COMPONENTS[name] == parts
     assert set(SEED_RECIPES) == set(SEED_TABLE) and SEED_RECIPES[0] == "baseline"
-    assert set(RECIPES) == set(SEED_TABLE) | {"C4S", "C4SF"}
+    assert set(RECIPES) == set(SEED_TABLE) | {"C4S", "C4SF", "MS"}
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -44,3 +44,18 @@ def test_dermoscope_frame_darkens_the_corners_only():
     assert int(framed[:, 0, 0].max()) <= 25 and int(framed[:, -1, -1].max()) <= 25
     assert torch.equal(framed[:, 32, 32], image[:, 32, 32])
     assert torch.equal(RandomDermoscopeFrame(p=0.0)(image), image)
+
+
+def test_multi_source_recipe_keeps_size_and_dtype_and_changes_resolution():
+    import torch
+
+    from melascan.training.recipes import RandomJpeg, RandomResolution, build_recipe
+
+    torch.manual_seed(0)
+    image = torch.randint(0, 256, (3, 48, 48), dtype=torch.uint8)
+    out = build_recipe("MS")(image)
+    assert out.shape == image.shape and out.dtype == torch.uint8
+    blurred = RandomResolution(p=1.0, scale_range=(0.3, 0.3))(image)
+    assert blurred.shape == image.shape and blurred.float().std() < image.float().std()  # detail lost
+    assert RandomResolution(p=0.0)(image) is image
+    assert RandomJpeg(p=1.0, quality=(30, 30))(image).shape == image.shape

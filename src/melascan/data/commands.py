@@ -145,3 +145,33 @@ def run_eda(args: argparse.Namespace) -> int:
     log.info("  train rgb_mean %s  rgb_std %s", [round(v, 4) for v in stats["rgb_mean"]],
              [round(v, 4) for v in stats["rgb_std"]])
     return 0
+
+
+def add_audit(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Shortcut audit: cross-validated ROC-AUC of small models on trivial cues (size, colour, "
+                          "black frame, JPEG quality, 32-px thumbnails) for the label, per source, and for the source.")
+    parser.add_argument("manifests", nargs="+", metavar="NAME=MANIFEST",
+                        help="named manifests, e.g. melanoma-10k=data/seed/manifest.csv mix=data/mix/manifest.csv")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (audit.json, audit.md, audit.png)")
+    parser.add_argument("--split", default="train", choices=("train", "val", "test", "all"),
+                        help="which split to audit (default: train, what a model learns from)")
+    parser.add_argument("--workers", type=int, default=_default_workers(), help="decoding processes (default 2)")
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from melascan.data.audit import run_audit as audit
+    from melascan.errors import DataError
+
+    manifests = {}
+    for item in args.manifests:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise DataError(f"expected NAME=MANIFEST, got {item!r}")
+        manifests[name] = Path(path)
+    start = time.perf_counter()
+    data = audit(manifests, args.out, split=None if args.split == "all" else args.split, workers=max(1, args.workers))
+    log.info("wrote %s (%.1f s)", args.out, time.perf_counter() - start)
+    for name, result in data.items():
+        for row in result["rows"]:
+            log.info("  %-14s %-8s %-34s %-13s AUC %.3f", name, row["cues"], row["target"], row["subset"], row["auc"])
+    return 0

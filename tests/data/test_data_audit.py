@@ -1,0 +1,52 @@
+"""The shortcut audit finds a planted shortcut (a black frame on every malignant image)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from melascan.cli import main
+from melascan.data.audit import frame_fractions, jpeg_quality
+from melascan.data.manifest import Record, write_manifest
+
+
+def _manifest(root, n=40):
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(n):
+        label = "malignant" if i % 2 else "benign"
+        source = "a" if i < n // 2 else "b"
+        rgb = rng.integers(90, 220, (48, 48, 3), dtype=np.uint8)
+        if label == "malignant":  # the shortcut: a dark vignette
+            yy, xx = np.mgrid[:48, :48]
+            rgb[(yy - 23.5) ** 2 + (xx - 23.5) ** 2 > 22**2] = 5
+        rel = f"img_{i:03d}.jpg"
+        Image.fromarray(rgb).save(root / rel, quality=90)
+        records.append(Record(rel, label, "train", f"{i:032x}", 48, 48, source))
+    write_manifest(root / "manifest.csv", records)
+    (root / "summary.json").write_text(json.dumps({"source_root": str(root)}))
+    return root / "manifest.csv"
+
+
+def test_cue_functions():
+    rgb = np.full((100, 100, 3), 200, np.uint8)
+    assert frame_fractions(rgb) == (0.0, 0.0)
+    rgb[:, :12] = 0
+    ring, corners = frame_fractions(rgb)
+    assert 0.2 < ring < 0.6 and abs(corners - 0.4) < 1e-9  # 12 of 15 columns in the two left corners
+
+
+def test_audit_reports_the_planted_frame_shortcut(tmp_path):
+    manifest = _manifest(tmp_path)
+    with Image.open(tmp_path / "img_000.jpg") as im:
+        assert 85 <= jpeg_quality(im) <= 95
+    out = tmp_path / "audit"
+    assert main(["audit", f"toy={manifest}", "--out", str(out), "--workers", "1"]) == 0
+    data = json.loads((out / "audit.json").read_text())["toy"]
+    auc = {(r["cues"], r["target"], r["subset"]): r["auc"] for r in data["rows"]}
+    assert auc[("frame", "label", "all")] > 0.95
+    assert auc[("jpeg", "label", "all")] < 0.75  # every image was saved at the same quality
+    assert ("frame", "label", "a") in auc and any(t.startswith("source") for _, t, _ in auc)
+    assert (out / "audit.png").is_file() and "| frame |" in (out / "audit.md").read_text()
