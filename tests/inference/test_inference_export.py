@@ -17,7 +17,8 @@ def test_export_writes_one_onnx_file_head_and_card(exported, trained_run):
     card = model_card.load_card(exported)
     model_card.verify_files(card, exported)
     names = sorted(p.name for p in exported.iterdir())
-    assert names == sorted([card["files"]["onnx"]["name"], card["files"]["head"]["name"], "model_card.json", "model_card.md"])
+    named = [card["files"][k]["name"] for k in ("onnx", "head", "scope")]  # scope: the out-of-scope detector
+    assert names == sorted(named + ["model_card.json", "model_card.md"])
     assert card["status"] == "trained"
     assert card["architecture"] == "test_efficientnet"
     assert card["input"]["image_size"] == 64

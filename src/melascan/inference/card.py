@@ -117,7 +117,8 @@ def load_card(model_dir: str | Path) -> dict:
 def verify_files(card: dict, model_dir: str | Path) -> None:
     """Raise ``ModelError`` if a file named by the card is missing or its sha256 differs."""
     for key in ("onnx", "head"):
-        entry = card["files"][key]
+        _require(card, f"files.{key}.name")
+    for key, entry in card["files"].items():  # onnx and head, and scope when present
         path = Path(model_dir) / entry["name"]
         if not path.is_file():
             raise ModelError(f"model file missing: {path} (named by {CARD_FILE})")

@@ -2,7 +2,13 @@
 
 >>> clf = Classifier.default()               # the model shipped in melascan/assets/model
 >>> p = clf.predict("lesion.jpg", with_cam=True)
->>> p.probability, p.labels["balanced"], p.cam.shape
+>>> p.probability, p.labels["balanced"], p.cam.shape, p.in_scope
+
+A model folder may also carry an out-of-scope detector (``scope``: is this a dermoscopic
+image at all? see ``melascan.inference.scope``) and a fusion of the network with the
+lesion measurements (``card["fusion"]``, see ``melascan.inference.fusion``). Both are
+applied here, so ``predict``, ``analyze`` and the web app give the same answer; fusion
+runs ``melascan.lesion.analyze_lesion`` unless the caller passes the analysis it has.
 
 Pre-processing is the training pipeline's, parameterised by the card:
 ``imageio.load_rgb`` -> ``preprocess.prepare_pixels(rgb, size, color_constancy)`` ->
@@ -14,6 +20,7 @@ construction and ``onnxruntime.InferenceSession.run`` is thread-safe.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import os
 import threading
@@ -28,7 +35,9 @@ from PIL import Image
 from melascan import imageio, preprocess
 from melascan.errors import ImageError, ModelError
 from melascan.inference import card as model_card
+from melascan.inference import fusion as fusion_mod
 from melascan.inference.cam import cam_to_image, class_activation_map
+from melascan.inference.scope import ScopeModel
 
 #: Threads for one inference (``intra_op_num_threads``). On the 2-core target a second
 #: thread did not lower batch-1 latency and cut batched throughput (docs/inference.md),
@@ -59,6 +68,10 @@ class Prediction:
     thresholds: dict[str, float]  # the thresholds the labels used
     temperature: float
     cam: np.ndarray | None = field(default=None, repr=False, compare=False)  # HxW in [0, 1]
+    in_scope: bool | None = None  # None: the model has no scope detector
+    scope_score: float | None = None  # ~1 typical training image; > the card's threshold: out of scope
+    network_probability: float | None = None  # the network alone, when ``probability`` is fused
+    fused: bool = False  # probability from the network + lesion measurements model
 
     @property
     def label(self) -> str:
@@ -73,6 +86,10 @@ class Prediction:
             "labels": dict(self.labels),
             "thresholds": dict(self.thresholds),
             "temperature": self.temperature,
+            "in_scope": self.in_scope,
+            "scope_score": self.scope_score,
+            "network_probability": self.network_probability,
+            "fused": self.fused,
         }
 
 
@@ -147,6 +164,9 @@ class Classifier:
             k: float(v) for k, v in self.card["calibration"]["thresholds"].items()
         }
         self.status: str = self.card["status"]
+        scope_entry = self.card["files"].get("scope")
+        self.scope: ScopeModel | None = ScopeModel.load(self.model_dir / scope_entry["name"]) if scope_entry else None
+        self.fusion: dict | None = fusion_mod.check_fusion(self.card["fusion"]) if self.card.get("fusion") else None
 
         if threads is None:
             value = os.environ.get("MELASCAN_ORT_THREADS", str(DEFAULT_THREADS))
@@ -231,9 +251,14 @@ class Classifier:
         out = self.session.run(names, {self.card["input"]["name"]: np.ascontiguousarray(batch, np.float32)})
         return out[0], (out[1] if with_features else None)
 
-    def prediction_from_logits(self, logits: np.ndarray, cam: np.ndarray | None = None) -> Prediction:
-        """A ``Prediction`` from one image's raw logits (2,): temperature and thresholds applied."""
+    def prediction_from_logits(self, logits: np.ndarray, cam: np.ndarray | None = None,
+                               features: np.ndarray | None = None) -> Prediction:
+        """The network's ``Prediction`` from one image's raw logits (2,): temperature and thresholds
+        applied; with ``features`` (C, h, w) and a scope detector, ``in_scope`` too. No fusion."""
         probability = float(calibrated_probability(logits, self.temperature))
+        score = None
+        if self.scope is not None and features is not None:
+            score = float(self.scope.scores(features[None])[0])
         return Prediction(
             probability=probability,
             logits=(float(logits[0]), float(logits[1])),
@@ -241,7 +266,49 @@ class Classifier:
             thresholds=dict(self.thresholds),
             temperature=self.temperature,
             cam=cam,
+            in_scope=None if score is None else bool(score <= self.scope.threshold),
+            scope_score=score,
         )
+
+    def fuse(self, prediction: Prediction, lesion: dict | None) -> Prediction:
+        """The fused prediction (network + ``lesion``, a ``LesionAnalysis.to_dict()``), or
+        ``prediction`` itself when the model has no fusion block."""
+        if self.fusion is None:
+            return prediction
+        inputs = fusion_mod.lesion_inputs(prediction.logits[1] - prediction.logits[0], lesion)
+        probability = float(fusion_mod.fused_probability(self.fusion, inputs)[0])
+        thresholds = {k: float(v) for k, v in self.fusion["thresholds"].items()}
+        return dataclasses.replace(
+            prediction, probability=probability, labels={k: label_for(probability, t) for k, t in thresholds.items()},
+            thresholds=thresholds, network_probability=prediction.probability, fused=True)
+
+    def predict_rgbs(self, rgbs: Sequence[np.ndarray], *, with_cam: bool = False,
+                     lesions: Sequence[dict | None] | None = None,
+                     cam_shape: tuple[int, int] | None = None) -> list[Prediction]:
+        """Predictions for decoded ``uint8`` RGB arrays, one forward pass: network, scope, CAM
+        (at each image's size, or ``cam_shape`` (h, w)) and (when the model has one) fusion
+        with ``lesions`` (computed here when not given)."""
+        need_features = with_cam or self.scope is not None
+        logits, features = self.predict_arrays(rgbs, with_features=need_features)
+        out = []
+        for i, rgb in enumerate(rgbs):
+            cam = self._cam(features[i], *(cam_shape or rgb.shape[:2])) if with_cam else None
+            prediction = self.prediction_from_logits(logits[i], cam, features[i] if need_features else None)
+            if self.fusion is not None:
+                lesion = lesions[i] if lesions is not None else self.lesion_measurements(rgb)
+                prediction = self.fuse(prediction, lesion)
+            out.append(prediction)
+        return out
+
+    @staticmethod
+    def lesion_measurements(rgb: np.ndarray) -> dict | None:
+        """``analyze_lesion(rgb).to_dict()``, or None when the image cannot be analysed."""
+        from melascan.lesion import analyze_lesion
+
+        try:
+            return analyze_lesion(rgb).to_dict()
+        except (ImageError, ValueError):
+            return None
 
     def _cam(self, features: np.ndarray, height_px: int, width_px: int) -> np.ndarray:
         return cam_to_image(class_activation_map(features, self.weight), height_px, width_px)
@@ -259,10 +326,7 @@ class Classifier:
         batch_size = max(1, batch_size)
         for start in range(0, len(images), batch_size):
             rgbs = [self.load(img) for img in images[start : start + batch_size]]
-            logits, features = self.predict_arrays(rgbs, with_features=with_cam)
-            for i, rgb in enumerate(rgbs):
-                cam = self._cam(features[i], *rgb.shape[:2]) if with_cam else None
-                results.append(self.prediction_from_logits(logits[i], cam))
+            results.extend(self.predict_rgbs(rgbs, with_cam=with_cam))
         return results
 
     def predict_arrays(
@@ -287,6 +351,8 @@ class Classifier:
             "thresholds": dict(self.thresholds),
             "sha256": self.card["files"]["onnx"]["sha256"],
             "warnings": list(self.card.get("warnings", [])),
+            "scope_threshold": None if self.scope is None else self.scope.threshold,
+            "fused": self.fusion is not None,
         }
 
     def __repr__(self) -> str:

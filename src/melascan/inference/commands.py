@@ -24,6 +24,10 @@ def add_export(parser: argparse.ArgumentParser) -> None:
                         help="refuse an ONNX file larger than this (default: %(default)s; 0 = no limit)")  # fmt: skip
     parser.add_argument("--int8", action="store_true",
                         help="quantize to int8 (calibrated on training images, compared with fp32 on val)")  # fmt: skip
+    parser.add_argument("--no-scope", action="store_true",
+                        help="ship no out-of-scope detector (default: fit one on the run's train/val images)")
+    parser.add_argument("--fusion", action="store_true",
+                        help="ship the fusion of the network with the lesion measurements (fitted on val)")
     parser.add_argument("--int8-images", type=int, default=128,
                         help="training images used to calibrate int8 ranges (default: %(default)s)")  # fmt: skip
 
@@ -147,6 +151,20 @@ def run_export(args: argparse.Namespace) -> int:
             "training's predict_logits vs the ONNX runtime (pre-processing included) on 3 synthetic images"
         )
         model_card.write_card(card, args.out)
+    if not args.no_scope or args.fusion:
+        from melascan.evaluation.evaluate import run_manifest
+        from melascan.inference.heads import fit_heads
+
+        log.info("fitting the scope detector%s on %s...", " and the fusion" if args.fusion else "", cfg.manifest)
+        heads = fit_heads(args.out, run_manifest(run_dir, cfg), scope=not args.no_scope, fusion=args.fusion,
+                          progress=True)
+        card = model_card.load_card(args.out)
+        print(f"  validation ROC-AUC by source, network vs fusion (5-fold CV): "
+              f"{json.dumps(heads['fusion_comparison']['network'])} vs "
+              f"{json.dumps(heads['fusion_comparison']['fusion_cv'])}")
+        if "scope" in heads:
+            print(f"  scope threshold {heads['scope']['threshold']:.4g} "
+                  f"(val pass rate {heads['scope']['val_pass_rate']:.3f})")
     onnx = card["files"]["onnx"]
     print(f"exported {run_dir} ({card['architecture']}, {cfg.image_size} px) to {args.out}/")
     print(f"  {onnx['name']}: {onnx['bytes'] / 1e6:.1f} MB, sha256 {onnx['sha256'][:16]}...")
@@ -179,6 +197,8 @@ def _print_table(rows: list[dict]) -> None:
     for row in rows:
         if row["error"]:
             print(f"{row['path']}\tERROR: {row['error']}")
+        elif row["in_scope"] is False:
+            print(f"{row['path']}\tOUT OF SCOPE: does not look like a dermoscopic image of a skin lesion; not scored")
         else:
             print(f"{row['path']}\tP(melanoma)={row['probability']:.4f}\t"
                   f"balanced: {row['label']}\tscreening: {row['label_screening']}")  # fmt: skip

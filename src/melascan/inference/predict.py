@@ -1,7 +1,9 @@
 """Score image files and folders with a ``Classifier``: the engine of ``melascan predict``.
 
 The CSV is a stable interface (other tools score external sets through it): one row
-per image, columns ``CSV_COLUMNS``. A file that cannot be read gets a row with an
+per image, columns ``CSV_COLUMNS``; ``in_scope`` is ``true``/``false`` (empty for a model
+without a scope detector): ``false`` means the image does not look like a dermoscopic
+image of a skin lesion and its probability must not be shown to a person. A file that cannot be read gets a row with an
 empty score and the reason in ``error``; the other files are still scored.
 """
 
@@ -15,11 +17,13 @@ from melascan.errors import ImageError
 from melascan.inference.classifier import Classifier
 
 #: Stable columns of ``melascan predict --csv`` (append new ones at the end only).
-CSV_COLUMNS = ("path", "probability", "label", "label_screening", "logit_benign", "logit_malignant", "error")
+CSV_COLUMNS = ("path", "probability", "label", "label_screening", "logit_benign", "logit_malignant", "error",
+               "in_scope", "scope_score", "network_probability")
 #: Files a folder walk picks up (by suffix, case-insensitive); other files are ignored.
 def error_row(path: Path, message: str) -> dict[str, Any]:
     return {"path": str(path), "probability": None, "label": None, "label_screening": None,
-            "logit_benign": None, "logit_malignant": None, "error": message}  # fmt: skip
+            "logit_benign": None, "logit_malignant": None, "error": message,
+            "in_scope": None, "scope_score": None, "network_probability": None}  # fmt: skip
 
 
 def score_files(
@@ -52,9 +56,7 @@ def score_files(
                     on_error(exc)
                 slots.append(error_row(path, str(exc)))
         if loaded:
-            logits, _ = clf.predict_arrays(loaded)
-            for i, slot in enumerate(loaded_at):
-                p = clf.prediction_from_logits(logits[i])
+            for slot, p in zip(loaded_at, clf.predict_rgbs(loaded)):
                 slots[slot] = {
                     "path": str(chunk[slot]),
                     "probability": p.probability,
@@ -63,6 +65,9 @@ def score_files(
                     "logit_benign": p.logits[0],
                     "logit_malignant": p.logits[1],
                     "error": None,
+                    "in_scope": p.in_scope,
+                    "scope_score": p.scope_score,
+                    "network_probability": p.network_probability,
                 }
         rows.extend(slots)  # type: ignore[arg-type]
         if progress:
@@ -73,6 +78,8 @@ def score_files(
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return format(value, ".8g")
     return str(value)

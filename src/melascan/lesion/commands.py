@@ -4,7 +4,9 @@ Stable interface (other tools score lesion analysis through it):
 
 * ``--jsonl OUT`` writes one JSON object per image, one per line, in path order;
   a folder is walked recursively. Each object has at least ``path``, ``probability``
-  (calibrated P(melanoma), ``null`` with ``--no-classify``) and ``lesion`` with
+  (calibrated P(melanoma), ``null`` with ``--no-classify``), ``in_scope`` (``false``: not a
+  dermoscopic image of a skin lesion, do not show its probability; ``null`` without a
+  classifier or scope detector) and ``lesion`` with
   ``asymmetry``, ``border``, ``colors``, ``diameter_px``, ``tds``, ``tds_band`` (see
   ``LesionAnalysis.to_dict`` for all keys). A file that cannot be read gets
   ``{"path": ..., "error": "..."}`` and the others are still processed.
@@ -121,11 +123,14 @@ def analyze_file(path: Path, args: argparse.Namespace, classifier, names: Output
     except ImageError as exc:  # e.g. too elongated: name the file
         raise ImageError(f"{path}: {exc}") from None
     lesion = analysis.to_dict()
-    record: dict = {"path": str(path), "probability": None, "labels": None}
+    record: dict = {"path": str(path), "probability": None, "labels": None, "in_scope": None}
     if classifier is not None:
-        prediction = classifier.predict(rgb)
+        prediction = classifier.predict_rgbs([rgb], lesions=[lesion])[0]
         record["probability"] = float(prediction.probability)
         record["labels"] = dict(prediction.labels)
+        record["in_scope"] = prediction.in_scope
+        record["scope_score"] = prediction.scope_score
+        record["network_probability"] = prediction.network_probability
     record["lesion"] = lesion
     record["quality"] = lesion["quality"]
     stem = names.stem(path) if (args.masks_dir or args.overlays_dir) else None
@@ -147,6 +152,8 @@ def summary_line(record: dict) -> str:
     if "error" in record:
         return f"{record['path']}\tERROR: {record['error']}"
     les = record["lesion"]
+    if record.get("in_scope") is False:
+        return f"{record['path']}\tOUT OF SCOPE: does not look like a dermoscopic image of a skin lesion; not scored"
     prob = "n/a" if record["probability"] is None else f"{record['probability']:.3f}"
     if not les["lesion_found"]:
         return f"{record['path']}\tP(melanoma)={prob}\tno lesion found\tquality: {', '.join(les['quality'])}"

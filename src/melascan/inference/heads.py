@@ -1,0 +1,157 @@
+"""Fit the two small models that ride on an exported network: scope detector and fusion.
+
+``fit_heads(model_dir, manifest)`` runs the exported bundle (ONNX, torch-free: exactly what
+ships) on the manifest's validation images and on a seeded, source-stratified sample of its
+training images, then
+
+* fits the out-of-scope detector (``melascan.inference.scope``) on the training features,
+  its threshold on the validation features, and writes ``<name>_scope.npz``;
+* measures, by 5-fold cross-validation on the validation images, the network alone against
+  the fusion of its logit with the lesion measurements (``melascan.inference.fusion``), each
+  source's ROC-AUC and their mean; with ``fusion=True`` the fusion model is fitted on all
+  validation images, its thresholds are chosen on the cross-validated probabilities
+  (balanced = Youden's J, screening = highest with sensitivity >= 95 %), and it goes into
+  the card.
+
+Only train and val images are read: test splits and external sets never shape a choice.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from melascan.data.manifest import Manifest
+from melascan.errors import ImageError
+from melascan.imageio import load_rgb
+from melascan.inference import card as model_card
+from melascan.inference import fusion as fusion_mod
+from melascan.inference.classifier import Classifier
+from melascan.inference.scope import fit_scope, pooled
+
+log = logging.getLogger(__name__)
+
+CV_FOLDS = 5
+
+
+def run_bundle(clf: Classifier, paths: list[Path], *, lesions: bool, batch_size: int = 32,
+               progress: bool = False) -> dict:
+    """Network logits (N, 2), pooled features (N, C) and (``lesions``) lesion dicts for image files;
+    ``ok`` marks the images that could be decoded."""
+    from tqdm import tqdm
+
+    logits, feats, lesion_dicts, ok = [], [], [], []
+    for start in tqdm(range(0, len(paths), batch_size), disable=not progress, desc="bundle", unit="batch"):
+        rgbs = []
+        for path in paths[start : start + batch_size]:
+            try:
+                rgbs.append(load_rgb(path))
+                ok.append(True)
+            except ImageError as exc:
+                log.warning("skipped: %s", exc)
+                ok.append(False)
+        if not rgbs:
+            continue
+        z, f = clf.predict_arrays(rgbs, with_features=True)
+        logits.append(z)
+        feats.append(pooled(f))
+        if lesions:
+            lesion_dicts += [clf.lesion_measurements(rgb) for rgb in rgbs]
+    return {"logits": np.concatenate(logits).astype(np.float64), "features": np.concatenate(feats),
+            "lesions": lesion_dicts, "ok": np.array(ok)}
+
+
+def source_weights(sources: np.ndarray) -> np.ndarray:
+    """Weights ``1 / count(source)``, scaled to mean 1: each source counts the same."""
+    _, index, counts = np.unique(sources, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[index]
+    return w / w.mean()
+
+
+def per_source_auc(y: np.ndarray, score: np.ndarray, sources: np.ndarray) -> dict:
+    from melascan.evaluation.metrics import roc_auc
+
+    out = {str(s): round(roc_auc(y[sources == s], score[sources == s]), 4) for s in np.unique(sources)}
+    out["mean"] = round(float(np.mean(list(out.values()))), 4)
+    return out
+
+
+def cross_validated_fusion(inputs: np.ndarray, y: np.ndarray, sources: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Out-of-fold fused probabilities (stratified by source and label)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    strata = np.array([f"{s}:{l}" for s, l in zip(sources, y)])
+    out = np.zeros(len(y))
+    for train, test in StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed).split(inputs, strata):
+        block = fusion_mod.fit_fusion(inputs[train], y[train], source_weights(sources[train]))
+        out[test] = fusion_mod.fused_probability(block, inputs[test])
+    return out
+
+
+def _sample_train(manifest: Manifest, n: int, seed: int) -> list:
+    """A seeded sample of ``n`` training records, stratified by source."""
+    records = manifest.subset("train")
+    rng = np.random.default_rng(seed)
+    by_source: dict[str, list] = {}
+    for r in records:
+        by_source.setdefault(r.source, []).append(r)
+    per = max(1, n // max(1, len(by_source)))
+    picked = []
+    for source in sorted(by_source):
+        group = by_source[source]
+        idx = rng.choice(len(group), size=min(per, len(group)), replace=False)
+        picked += [group[i] for i in sorted(idx)]
+    return picked
+
+
+def fit_heads(model_dir: str | Path, manifest: Manifest, *, scope: bool = True, fusion: bool = False,
+              train_images: int = 3000, seed: int = 0, progress: bool = False) -> dict:
+    """Fit the scope detector and measure (and with ``fusion``, ship) the fusion; update the card."""
+    from melascan.evaluation.calibration import balanced_threshold, screening_threshold
+
+    model_dir = Path(model_dir)
+    clf = Classifier(model_dir)
+    card = dict(clf.card)
+    card.pop("fusion", None)
+    val_records = manifest.subset("val")
+    val = run_bundle(clf, [manifest.source_root / r.path for r in val_records], lesions=True, progress=progress)
+    y = np.array([r.label_id for r, ok in zip(val_records, val["ok"]) if ok])
+    sources = np.array([r.source or "all" for r, ok in zip(val_records, val["ok"]) if ok])
+    report: dict = {"validation": {"images": int(len(y)), "malignant": int(y.sum()),
+                                   "by_source": {str(s): int((sources == s).sum()) for s in np.unique(sources)}}}
+    if scope:
+        train_records = _sample_train(manifest, train_images, seed)
+        train = run_bundle(clf, [manifest.source_root / r.path for r in train_records], lesions=False,
+                           progress=progress)
+        detector = fit_scope(train["features"], val["features"])
+        name = f"{Path(card['files']['onnx']['name']).stem}_scope.npz"
+        detector.save(model_dir / name)
+        card["files"] = {**card["files"], "scope": model_card.file_entry(model_dir / name)}
+        card["scope"] = {
+            "method": "PCA-Mahalanobis + residual distance of the pooled network features "
+                      f"({detector.components.shape[0]} components; melascan.inference.scope)",
+            "threshold": detector.threshold,
+            "fitted_on": f"{int(train['ok'].sum())} training images (seed {seed}, stratified by source)",
+            "threshold_from": "99th percentile of the validation images' scores",
+            "val_pass_rate": float(np.mean(detector.in_scope(val["features"]))),
+        }
+        report["scope"] = card["scope"]
+    network_logit = val["logits"][:, 1] - val["logits"][:, 0]
+    inputs = np.array([fusion_mod.lesion_inputs(z, les) for z, les in zip(network_logit, val["lesions"])])
+    oof = cross_validated_fusion(inputs, y, sources, seed)
+    comparison = {"network": per_source_auc(y, 0.5 * (1 + np.tanh(0.5 * network_logit)), sources),
+                  "fusion_cv": per_source_auc(y, oof, sources),
+                  "method": f"{CV_FOLDS}-fold cross-validation on the validation images (stratified by source "
+                            "and label; images of one HAM10000 lesion may fall in different folds)"}
+    report["fusion_comparison"] = comparison
+    if fusion:
+        block = fusion_mod.fit_fusion(inputs, y, source_weights(sources))
+        block["thresholds"] = {"balanced": balanced_threshold(y, oof), "screening": screening_threshold(y, oof)}
+        block["thresholds_from"] = "cross-validated fused probabilities of the validation images"
+        block["validation"] = comparison
+        card["fusion"] = block
+    model_card.write_card(card, model_dir)
+    Classifier(model_dir)  # the bundle must still load
+    return report

@@ -1,0 +1,97 @@
+"""Out-of-scope detector and network + lesion fusion: pure functions and the exported bundle."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from melascan.errors import ModelError
+from melascan.inference import fusion as F
+from melascan.inference.scope import ScopeModel, fit_scope
+
+
+def test_scope_threshold_passes_the_validation_share_and_rejects_far_points(tmp_path):
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(8, 40))
+    train = rng.normal(size=(500, 8)) @ basis + 0.05 * rng.normal(size=(500, 40))
+    val = rng.normal(size=(400, 8)) @ basis + 0.05 * rng.normal(size=(400, 40))
+    model = fit_scope(train, val, components=8, pass_rate=0.99)
+    assert 0.985 <= model.in_scope(val).mean() <= 0.995
+    typical = model.scores(rng.normal(size=(200, 8)) @ basis + 0.05 * rng.normal(size=(200, 40)))
+    assert 0.5 < np.median(typical) < 2
+    off_manifold = rng.normal(size=(50, 40))  # directions the training images never use
+    shifted = val[:50] + 20 * basis[0]
+    assert not model.in_scope(off_manifold).any() and not model.in_scope(shifted).any()
+    # 4-D feature maps are pooled; save/load keeps the decisions
+    maps = np.repeat(val[:10, :, None, None], 3, axis=2).repeat(2, axis=3)
+    np.testing.assert_allclose(model.scores(maps), model.scores(val[:10]))
+    model.save(tmp_path / "scope.npz")
+    again = ScopeModel.load(tmp_path / "scope.npz")
+    np.testing.assert_allclose(again.scores(val), model.scores(val), rtol=1e-3)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ModelError):
+        ScopeModel.load(tmp_path / "bad.npz")
+
+
+def test_fusion_learns_from_logit_and_lesion_and_handles_missing_lesions():
+    rng = np.random.default_rng(1)
+    n = 400
+    y = rng.integers(0, 2, n)
+    lesion = lambda a, colors: {"lesion_found": True, "asymmetry": a, "border": 3, "colors": ["black"] * colors,  # noqa: E731
+                                "compactness": 1.2, "fractal_dimension": 1.1, "area_px": 500,
+                                "image_size": {"height": 50, "width": 50}, "color_fractions": {"black": 0.1}}
+    rows = [F.lesion_inputs(rng.normal(1.5 * yi - 0.75), lesion(int(2 * yi * rng.random() > 0.5), 1 + 2 * yi))
+            for yi in y]
+    block = F.fit_fusion(np.array(rows), y)
+    block["thresholds"] = {"balanced": 0.5, "screening": 0.3}
+    assert F.check_fusion(block) is block
+    p = F.fused_probability(block, np.array(rows))
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y, p) > roc_auc_score(y, np.array(rows)[:, 0])  # colours add information
+    no_lesion = F.lesion_inputs(0.3, None)
+    assert no_lesion[:2] == [0.3, 0.0] and all(math.isnan(v) for v in no_lesion[2:])
+    assert 0 < F.fused_probability(block, no_lesion)[0] < 1
+    higher = F.fused_probability(block, [F.lesion_inputs(z, lesion(1, 2)) for z in (-2.0, 0.0, 2.0)])
+    assert np.all(np.diff(higher) > 0)
+    for broken in ({}, {**block, "features": ["x"]}, {**block, "thresholds": {"balanced": 2}}):
+        with pytest.raises(ModelError):
+            F.check_fusion(broken)
+
+
+def test_exported_bundle_has_a_scope_detector_and_predictions_say_in_scope(exported, clf, rng, tmp_path):
+    import shutil
+
+    from melascan.inference import Classifier
+    from melascan.inference import card as model_card
+
+    card = model_card.load_card(exported)
+    assert "scope" in card["files"] and card["scope"]["val_pass_rate"] >= 0.9
+    assert set(card["scope"]) >= {"method", "threshold", "fitted_on", "threshold_from"}
+    preds = clf.predict_rgbs([rng.integers(0, 256, (72, 90, 3), dtype=np.uint8) for _ in range(3)])
+    for p in preds:
+        assert isinstance(p.in_scope, bool) and p.in_scope == (p.scope_score <= clf.scope.threshold)
+        assert p.to_dict()["in_scope"] == p.in_scope and not p.fused
+    broken = tmp_path / "model"
+    shutil.copytree(exported, broken)
+    (broken / card["files"]["scope"]["name"]).write_bytes(b"tampered")
+    with pytest.raises(ModelError, match="sha256"):
+        Classifier(broken)
+
+
+def test_embedded_model_rejects_generated_non_skin_images_and_keeps_samples():
+    from melascan.evaluation.nonskin import non_skin_images
+    from melascan.imageio import load_rgb
+    from melascan.inference import Classifier
+    from melascan.inference.classifier import default_model_dir
+
+    clf = Classifier.default()
+    assert clf.scope is not None, "the embedded model ships an out-of-scope detector"
+    images = non_skin_images()
+    preds = clf.predict_rgbs(list(images.values()))
+    kept = [name for name, p in zip(images, preds) if p.in_scope]
+    assert len(kept) <= 0.05 * len(images), f"non-skin images scored as dermoscopy: {kept}"
+    samples = sorted((default_model_dir().parent / "samples").glob("*.jpg"))
+    assert samples and all(p.in_scope for p in clf.predict_rgbs([load_rgb(s) for s in samples]))
