@@ -6,16 +6,23 @@ Heavy modules (torch via the training API, matplotlib) are imported inside ``run
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_evaluate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="run folder written by `melascan train` (runs/NAME)")
+    parser.add_argument("run", help="run folder written by `melascan train` (runs/NAME), or an exported model "
+                                    "folder (with model_card.json: scored as shipped, torch-free, card thresholds)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="model folders only: where metrics.json and predictions.csv go (default evals/NAME)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--split", default="test", choices=("test", "val", "train"),
                        help="manifest split to score (default: test)")
     where.add_argument("--folder", metavar="DIR",
                        help="score a labelled folder instead: images inside folders named benign/malignant "
                             "(any nesting); images also in the training split are reported and scored apart")
+    where.add_argument("--csv", metavar="FILE",
+                       help="score a labelled CSV: path,label, PH2's labels.csv or HAM10000's metadata "
+                            "(images looked up beside the CSV and in its images/ folder); leakage-guarded too")
     parser.add_argument("--name", help="evaluation name, i.e. the folder eval/NAME (default: split or folder name)")
     parser.add_argument("--tta", action="store_true", help="also score with test-time augmentation, beside plain")
     parser.add_argument("--checkpoint", default="best",
@@ -43,6 +50,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise DataError("--limit must be >= 1")
     if args.bootstrap < 0:
         raise DataError("--bootstrap must be >= 0")
+    if (Path(args.run) / "model_card.json").is_file():
+        return _run_bundle(args)
+    if args.out:
+        raise DataError("--out applies to exported model folders; a run writes into RUN/eval/NAME")
     result = evaluate_run(
         args.run,
         split=args.split,
@@ -57,6 +68,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         max_distance=args.max_distance,
         device=args.device,
         workers=max(1, args.workers),
+        csv_file=args.csv,
     )
     cal = result["calibration"]
     print(f"{result['name']}: {result['n_images']} images ({result['n_malignant']} malignant)")
@@ -78,4 +90,35 @@ def run_evaluate(args: argparse.Namespace) -> int:
               f"({leak['n_in_train']} in train, {leak['n_in_val']} in val; {leak['n_exact']} exact, "
               f"{leak['n_near']} near): metrics without them are in metrics.json and the report")
     print(f"written: {args.run}/eval/{result['name']}/ and {args.run}/report.html")
+    return 0
+
+
+def _run_bundle(args: argparse.Namespace) -> int:
+    from melascan.errors import DataError
+    from melascan.evaluation.bundle import evaluate_bundle
+    from melascan.evaluation.report import fmt, fmt_ci
+
+    if args.tta or args.limit or args.checkpoint != "best":
+        raise DataError("--tta, --limit and --checkpoint apply to run folders, not to exported models")
+    name = args.name or (Path(args.csv).stem if args.csv else Path(args.folder).name if args.folder else args.split)
+    out = Path(args.out or Path("evals") / name)
+    r = evaluate_bundle(args.run, out, split=None if (args.csv or args.folder) else args.split, folder=args.folder,
+                        csv_file=args.csv, name=name, n_bootstrap=args.bootstrap, seed=args.seed,
+                        max_distance=args.max_distance, workers=max(1, args.workers), progress=True)
+    print(f"{r['name']}: {r['n_images']} images ({r['n_malignant']} malignant), model {args.run}")
+    for what in ("shipped", "network"):
+        if what not in r:
+            continue
+        rank = r[what]["ranking"]
+        print(f"[{what}] ROC-AUC {fmt_ci(rank['roc_auc'], rank.get('roc_auc_ci'))}  PR-AUC {fmt(rank['pr_auc'])}")
+        for op, m in r[what]["thresholds"].items():
+            print(f"[{what}] {op:>9} t={fmt(m['threshold'])}  sens {fmt(m['sensitivity'])}  "
+                  f"spec {fmt(m['specificity'])}  F1 {fmt(m['f1'])}")
+    if "scope" in r:
+        print(f"out of scope: {r['scope']['rejected']} of {r['n_images']} ({r['scope']['rejected_rate']:.1%})")
+    leak = r.get("leakage")
+    if leak and leak["n_leaked"]:
+        print(f"leakage: {leak['n_leaked']} images also in the model's train/val data (metrics without them "
+              "in metrics.json)")
+    print(f"written: {out}/metrics.json, predictions.csv")
     return 0

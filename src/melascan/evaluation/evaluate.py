@@ -53,6 +53,7 @@ class Target:
     paths: list[str]
     labels: np.ndarray
     skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}
+    sources: list[str] | None = None  # per image, for a multi-source manifest split
 
     def files(self) -> list[Path]:
         return [self.root / p for p in self.paths]
@@ -79,6 +80,7 @@ def split_target(manifest: Manifest, split: str, *, limit: int | None = None) ->
         root=manifest.source_root,
         paths=[records[i].path for i in idx],
         labels=labels[idx],
+        sources=[records[i].source for i in idx] if manifest.sources() else None,
     )
 
 
@@ -107,6 +109,38 @@ def folder_target(folder: str | Path, name: str | None = None, *, workers: int =
         skipped=[{"path": s.path, "reason": s.reason} for s in scan.skipped],
     )
     return target, {i.path: i for i in scan.images}
+
+
+def csv_target(csv_file: str | Path, name: str | None = None, *, images_dir: str | Path | None = None,
+               workers: int = 1) -> tuple[Target, dict]:
+    """The images of a labelled CSV (``melascan.data.labelled``: ``path,label``, PH2's
+    ``labels.csv``, HAM10000's metadata), decoded and hashed once for the leakage guard.
+    Paths in the target are absolute (``root`` is ``/``)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from melascan.data.labelled import read_labelled_csv
+    from melascan.data.scan import ImageInfo, _inspect_job
+
+    csv_file = Path(csv_file)
+    listed, skipped = read_labelled_csv(csv_file, images_dir)
+    jobs = [("/", str(item.path.resolve()).lstrip("/"), item.label) for item in listed]
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(_inspect_job, jobs, chunksize=32))
+    infos = [r for r in results if isinstance(r, ImageInfo)]
+    skipped += [{"path": r.path, "reason": r.reason} for r in results if not isinstance(r, ImageInfo)]
+    for s in skipped:
+        log.warning("skipped %s: %s", s["path"], s["reason"])
+    if not infos:
+        raise DataError(f"{csv_file}: no readable image")
+    target = Target(
+        name=safe_name(name or csv_file.stem),
+        source={"kind": "csv", "csv": str(csv_file.resolve()), "images_dir": str(images_dir) if images_dir else None},
+        root=Path("/"),
+        paths=[i.path for i in infos],
+        labels=np.array([LABELS.index(i.label) for i in infos], dtype=int),
+        skipped=skipped,
+    )
+    return target, {i.path: i for i in infos}
 
 
 def safe_name(text: str) -> str:
@@ -315,6 +349,14 @@ def evaluate_logits(
         result[variant] = score(y, z, cal, n_bootstrap=n_bootstrap, seed=seed)
         figures[variant] = write_figures(out_dir, y, z, cal, prefix="" if variant == "plain" else "tta_")
     result["figures"] = figures
+    if target.sources is not None and len(set(target.sources)) > 1:
+        names = np.asarray(target.sources)
+        result["by_source"] = {
+            src: {"n_images": int((names == src).sum()), "n_malignant": int(y[names == src].sum()),
+                  **{v: score(y[names == src], z[names == src], cals[v], n_bootstrap=n_bootstrap, seed=seed)
+                     for v, (z, _) in variants.items()}}
+            for src in sorted(set(target.sources))
+        }
 
     if leakage is not None:
         result["leakage"] = leakage
@@ -353,10 +395,14 @@ def _default_max_distance() -> int:
     return DEFAULT_MAX_DISTANCE
 
 
-def command_line(run_dir, *, split, folder, name, tta, checkpoint, limit, n_bootstrap, seed, max_distance) -> str:
+def command_line(run_dir, *, split, folder, name, tta, checkpoint, limit, n_bootstrap, seed, max_distance,
+                 csv_file=None) -> str:
     """The ``melascan evaluate`` command that reproduces an evaluation."""
     parts = ["melascan", "evaluate", str(run_dir)]
-    parts += ["--folder", str(folder)] if folder else ["--split", split]
+    if csv_file:
+        parts += ["--csv", str(csv_file)]
+    else:
+        parts += ["--folder", str(folder)] if folder else ["--split", split]
     if name:
         parts += ["--name", name]
     if tta:
@@ -431,6 +477,7 @@ def evaluate_run(
     device: str = "auto",
     workers: int = 1,
     report: bool = True,
+    csv_file: str | Path | None = None,
 ) -> dict:
     """Evaluate a trained run on a manifest split or a labelled folder (see module doc)."""
     from melascan.data import dedup
@@ -449,7 +496,10 @@ def evaluate_run(
         raise DataError(f"{manifest.path}: the val split needs benign and malignant images to fit thresholds")
 
     leaked = leak_rows = leakage = None
-    if folder is not None:
+    if csv_file is not None:
+        log.info("%s: decoding and hashing the images...", csv_file)
+        target, images = csv_target(csv_file, name, workers=workers)
+    elif folder is not None:
         log.info("%s: decoding and hashing the images...", folder)
         target, images = folder_target(folder, name, workers=workers)
     else:
@@ -479,7 +529,7 @@ def evaluate_run(
 
     command = command_line(
         run_dir, split=split, folder=folder, name=name, tta=tta, checkpoint=checkpoint,
-        limit=limit, n_bootstrap=n_bootstrap, seed=seed, max_distance=max_distance,
+        limit=limit, n_bootstrap=n_bootstrap, seed=seed, max_distance=max_distance, csv_file=csv_file,
     )
     info = {
         "run": str(run_dir),

@@ -1,0 +1,142 @@
+"""Evaluate what ships: an exported model folder (ONNX + card, with its scope detector and
+fusion), torch-free, on a manifest split, a labelled folder or a labelled CSV.
+
+Unlike ``evaluate_run`` nothing is fitted here: temperature, thresholds, fusion and the
+scope threshold all come from the card (chosen on validation at export time), so the same
+thresholds are used on every set. Each image goes through ``Classifier.predict_rgbs``,
+as in ``melascan predict`` and the web app.
+
+Written to ``out``: ``metrics.json`` (the shipped output and the network alone, each with
+95 % bootstrap CIs; the out-of-scope rejection rate; the same metrics without the images
+the leakage guard found in the model's train/val data) and ``predictions.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from melascan.data.manifest import read_manifest
+from melascan.errors import DataError, ImageError
+from melascan.evaluation import metrics as M
+from melascan.evaluation.evaluate import (
+    Target, csv_target, find_seen, folder_target, leakage_summary, split_hashes, split_target,
+)
+from melascan.serialization import json_safe
+
+log = logging.getLogger(__name__)
+
+
+def probability_logits(p: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` logits whose softmax at T = 1 gives back probabilities ``p``."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return np.stack([np.zeros_like(p), np.log(p / (1 - p))], axis=1)
+
+
+def score_probabilities(y: np.ndarray, p: np.ndarray, thresholds: dict, *, n_bootstrap: int, seed: int) -> dict:
+    """Ranking metrics and metrics at 0.5 and each named threshold."""
+    out = {"ranking": M.ranking_metrics(y, p, n_bootstrap=n_bootstrap, seed=seed), "thresholds": {}}
+    for name, t in {"0.5": 0.5, **thresholds}.items():
+        out["thresholds"][name] = M.threshold_metrics(y, p, t, n_bootstrap=n_bootstrap, seed=seed)
+    return out
+
+
+def predict_target(clf, target: Target, *, progress: bool = False) -> dict:
+    """Shipped probability, network probability and in-scope flag of every target image."""
+    from tqdm import tqdm
+
+    from melascan.imageio import load_rgb
+
+    rows = []
+    for index, (path, label) in enumerate(tqdm(list(zip(target.files(), target.labels)), disable=not progress,
+                                               unit="img")):
+        try:
+            rgb = load_rgb(path)
+        except ImageError as exc:
+            log.warning("skipped: %s", exc)
+            continue
+        p = clf.predict_rgbs([rgb])[0]
+        rows.append({"index": index, "path": str(path), "label": int(label), "probability": p.probability,
+                     "network_probability": p.network_probability if p.fused else p.probability,
+                     "in_scope": p.in_scope, "scope_score": p.scope_score})
+    if not rows:
+        raise DataError(f"{target.name}: no readable image")
+    return {key: np.array([r[key] for r in rows]) for key in rows[0]}
+
+
+def _guard(card: dict, target: Target, images: dict | None, max_distance: int):
+    """Leakage guard against the train/val images of the manifest the card names."""
+    manifest_path = (card.get("training") or {}).get("data_manifest")
+    if images is None or not manifest_path or not Path(manifest_path).is_file():
+        return None, None
+    manifest = read_manifest(manifest_path)
+    leaked, rows = find_seen(target, images, manifest, max_distance)
+    return leaked, leakage_summary(target, leaked, rows, max_distance=max_distance)
+
+
+def evaluate_bundle(model: str | Path, out: str | Path, *, split: str | None = None, folder=None, csv_file=None,
+                    name: str | None = None, n_bootstrap: int = M.N_BOOTSTRAP, seed: int = M.BOOTSTRAP_SEED,
+                    max_distance: int | None = None, workers: int = 1, progress: bool = False) -> dict:
+    """Score an exported model folder on one labelled set (see module doc); returns metrics.json."""
+    from melascan.data.dedup import DEFAULT_MAX_DISTANCE
+    from melascan.inference.classifier import Classifier
+
+    clf = Classifier(model)
+    max_distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
+    if csv_file is not None:
+        target, images = csv_target(csv_file, name, workers=workers)
+    elif folder is not None:
+        target, images = folder_target(folder, name, workers=workers)
+    else:
+        manifest_path = (clf.card.get("training") or {}).get("data_manifest")
+        if not manifest_path or not Path(manifest_path).is_file():
+            raise DataError(f"{model}: the card names no readable training manifest; use --csv or --folder")
+        manifest = read_manifest(manifest_path)
+        target = split_target(manifest, split or "test")
+        target.name = name or target.name
+        images = split_hashes(manifest, target)
+    leaked, leakage = _guard(clf.card, target, images, max_distance)
+    pred = predict_target(clf, target, progress=progress)
+    y = pred["label"]
+    thresholds = dict(clf.fusion["thresholds"]) if clf.fusion else dict(clf.thresholds)
+    result: dict = {
+        "name": target.name, "source": target.source, "model": str(model), "model_sha256": clf.card["files"]["onnx"]["sha256"],
+        "n_images": int(len(y)), "n_malignant": int(y.sum()), "skipped": target.skipped,
+        "thresholds_from": "the model card (chosen on validation at export time)",
+        "shipped": score_probabilities(y, pred["probability"], thresholds, n_bootstrap=n_bootstrap, seed=seed),
+        "fused": bool(clf.fusion),
+    }
+    if clf.fusion:
+        result["network"] = score_probabilities(y, pred["network_probability"], dict(clf.thresholds),
+                                                n_bootstrap=n_bootstrap, seed=seed)
+    if clf.scope is not None:
+        inside = pred["in_scope"].astype(bool)
+        result["scope"] = {"rejected": int((~inside).sum()), "rejected_rate": float(np.mean(~inside)),
+                           "threshold": clf.scope.threshold}
+    kept = pred["index"]
+    if target.sources is not None:
+        result["by_source"] = {}
+        names = np.asarray(target.sources)[kept]
+        for src in sorted(set(names)):
+            m = names == src
+            result["by_source"][src] = score_probabilities(y[m], pred["probability"][m], thresholds,
+                                                           n_bootstrap=n_bootstrap, seed=seed)
+    if leakage is not None:
+        result["leakage"] = leakage
+        leaked = leaked[kept]
+        if leaked.any() and (~leaked).any():
+            result["without_leaked"] = score_probabilities(y[~leaked], pred["probability"][~leaked], thresholds,
+                                                           n_bootstrap=n_bootstrap, seed=seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "predictions.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(list(pred))
+        for i in range(len(y)):
+            writer.writerow([pred[k][i] for k in pred])
+    (out / "metrics.json").write_text(json.dumps(json_safe(result), indent=2) + "\n", encoding="utf-8")
+    return result
