@@ -135,3 +135,12 @@ def test_untrained_model_never_reassures():
     assert risk["level"] == "unknown" and risk["blocking_warnings"] == ["untrained_model"]
     assert risk["reasons"][-1] == "untrained_model"
     assert risk_assessment(0.9, THRESHOLDS, None, [], model_status="untrained")["level"] == "high"
+
+
+@pytest.mark.parametrize("p, band", [(0.9, "melanoma"), (0.05, "benign")])
+def test_out_of_scope_image_gets_no_level_whatever_the_probability(p, band):
+    risk = risk_assessment(p, THRESHOLDS, band, [], in_scope=False)
+    assert risk["level"] == "out_of_scope" and risk["model_level"] is None and not risk["suspicious"]
+    assert risk["blocking_warnings"] == ["out_of_scope"]
+    assert "retake" in en("result.headline.out_of_scope")
+    assert risk_assessment(p, THRESHOLDS, band, [], in_scope=True)["level"] != "out_of_scope"

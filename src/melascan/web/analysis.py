@@ -25,7 +25,6 @@ from PIL import Image
 
 from melascan.errors import ImageError, ModelError
 from melascan.imageio import load_rgb
-from melascan.inference.cam import cam_to_image, class_activation_map
 from melascan.serialization import json_safe
 
 SCHEMA = "melascan.analysis/1"
@@ -37,6 +36,8 @@ THUMBNAIL_SIDE_PX = 256
 LEVELS = ("low", "moderate", "high")
 #: The level reported when image-quality problems keep the app from judging a lesion.
 UNKNOWN = "unknown"
+#: The level (and blocking code) of an image the scope detector rejects: no probability is shown.
+OUT_OF_SCOPE = "out_of_scope"
 #: Blocking code added when the model card's status is not "trained".
 UNTRAINED = "untrained_model"
 
@@ -73,10 +74,15 @@ def risk_assessment(
     tds_band: str | None,
     warnings: list[str],
     model_status: str = "trained",
+    in_scope: bool | None = None,
 ) -> dict[str, Any]:
     """The risk level shown to the user, with the reasons that produced it.
 
     The rule:
+
+    0. An image the model's scope detector rejects (``in_scope`` False: not a dermoscopic
+       image of a skin lesion) gets no level at all: ``out_of_scope``, and the app shows
+       no probability for it, only how to retake the photo.
 
     1. The model gives a level (``model_level``): the validated part of the app.
     2. The TDS band can raise it, never lower it, and by at most one step:
@@ -89,6 +95,9 @@ def risk_assessment(
     4. The same holds for a model whose card is not ``"status": "trained"`` (the
        placeholder): its low result is ``unknown`` too (blocking code ``untrained_model``).
     """
+    if in_scope is False:
+        return {"level": OUT_OF_SCOPE, "model_level": None, "tds_band": None, "quality_limited": True,
+                "blocking_warnings": [OUT_OF_SCOPE], "reasons": [OUT_OF_SCOPE], "suspicious": False}
     level_model = model_level(probability, thresholds["screening"], thresholds["balanced"])
     index = LEVELS.index(level_model)
     reasons = [f"model_{level_model}"]
@@ -315,33 +324,32 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
     clf = get_classifier(model_path)
     analyze_lesion, assess_quality, make_overlays = _lesion_api()
 
-    # Classify the decoded image itself (as `melascan predict` and training do) and place
-    # the CAM of that one forward pass on the smaller analysis image.
-    logits, features = clf.predict_arrays([rgb], with_features=True)
-    prediction = clf.prediction_from_logits(logits[0])
-    cam = cam_to_image(class_activation_map(features[0], clf.weight), *work.shape[:2])
     try:
         lesion = analyze_lesion(work)
     except ImageError as exc:  # e.g. too elongated: name the file
         raise ImageError(f"{filename}: {exc}") from None
     quality = _quality_warnings(lesion, work, assess_quality)
-    overlays = make_overlays(work, lesion)
+    lesion_dict = json_safe(lesion.to_dict())
+    # Classify the decoded image itself (as `melascan predict` and training do): network,
+    # scope and fusion with the lesion measurements, the CAM placed on the analysis image.
+    prediction = clf.predict_rgbs([rgb], with_cam=True, lesions=[lesion_dict], cam_shape=work.shape[:2])[0]
+    cam = prediction.cam
 
     card = clf.card
-    thresholds = {k: float(v) for k, v in card["calibration"]["thresholds"].items()}
-    lesion_dict = json_safe(lesion.to_dict())
+    thresholds = {k: float(v) for k, v in prediction.thresholds.items()}
     probability = float(prediction.probability)
     risk = risk_assessment(probability, thresholds, lesion_dict.get("tds_band"), quality,
-                           str(card.get("status")))
+                           str(card.get("status")), in_scope=prediction.in_scope)
 
     fmt = source_format(image_bytes)
     images = {
         "original": encode(rgb, "JPEG", 95) if fmt in ("JPEG", "MPO") else encode(rgb, "PNG"),
         "thumbnail": encode(shrink(rgb, THUMBNAIL_SIDE_PX), "JPEG", 85),
-        "heatmap": encode(heatmap_overlay(work, cam)),
     }
-    for kind, overlay in overlays.items():
-        images[kind] = encode(overlay)
+    if risk["level"] != OUT_OF_SCOPE:  # no outline or heatmap drawn on something that is not a lesion
+        images["heatmap"] = encode(heatmap_overlay(work, cam))
+        for kind, overlay in make_overlays(work, lesion).items():
+            images[kind] = encode(overlay)
 
     return {
         "schema": SCHEMA,
@@ -368,6 +376,10 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
         },
         "classification": {
             "probability": probability,
+            "in_scope": prediction.in_scope,
+            "scope_score": prediction.scope_score,
+            "network_probability": prediction.network_probability,
+            "fused": prediction.fused,
             "labels": json_safe(dict(prediction.labels)),
             "logits": json_safe(np.asarray(prediction.logits).ravel()),
         },

@@ -89,23 +89,29 @@ def build_bundle(result: dict[str, Any], images: dict[str, tuple[str, bytes]], *
         })
         return oid
 
-    obs_ids = [
-        observation(
-            "probability",
-            _local("melanoma-probability", "Calibrated probability of melanoma (automated image analysis)"),
-            valueQuantity=_quantity(100 * probability, "%", "%"),
-            note=[{"text": "Model output, not a diagnosis. Thresholds: screening "
-                           f"{model['thresholds'].get('screening')}, balanced {model['thresholds'].get('balanced')}."}],
-        )
-    ]
     level = risk.get("level", "unknown")
+    if level == "out_of_scope":  # no probability for an image that is not dermoscopy of a skin lesion
+        value: dict[str, Any] = {"dataAbsentReason": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                        "code": "not-applicable", "display": "Not Applicable"}],
+            "text": translate("warning.out_of_scope", "en")}}
+    else:
+        value = {"valueQuantity": _quantity(100 * probability, "%", "%"),
+                 "note": [{"text": "Model output, not a diagnosis. Thresholds: screening "
+                                   f"{model['thresholds'].get('screening')}, balanced "
+                                   f"{model['thresholds'].get('balanced')}."}]}
+    obs_ids = [observation(
+        "probability",
+        _local("melanoma-probability", "Calibrated probability of melanoma (automated image analysis)"),
+        **value,
+    )]
     if level in ("low", "moderate", "high"):
         risk_value = {"valueCodeableConcept": {
             "coding": [{"system": "http://terminology.hl7.org/CodeSystem/risk-probability", "code": level,
                         "display": level.capitalize() + " likelihood"}],
             "text": translate(f"level.{level}", "en")}}
     else:
-        risk_value = {"valueCodeableConcept": {"text": translate("level.unknown", "en")}}
+        risk_value = {"valueCodeableConcept": {"text": translate(f"level.{level}", "en")}}
     obs_ids.append(observation("risk", _local("melanoma-risk-level", "Melanoma risk level (MelaScan rule)"), **risk_value))
 
     scores = [

@@ -92,13 +92,15 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
     level = risk.get("level", "unknown")
     heading(_t(f"result.headline.{level}"), 14)
     para(_t(advice_key(risk)))
-    if risk.get("quality_limited") and level != "unknown":
+    if risk.get("quality_limited") and level not in ("unknown", "out_of_scope"):
         para(_t("result.quality_limited_suspicious"), 10, "I")
-
-    heading(_t("result.probability.title"))
-    para(_t("result.probability.sentence", pct=percent(probability), n=in_100(probability)))
-    para(f"{_t('result.risk_level')}: {_t('level.' + level)}")
-    for point in model.get("operating_points", []):
+    if level == "out_of_scope":  # no probability for an image that is not dermoscopy
+        para(_t("result.retake"))
+    else:
+        heading(_t("result.probability.title"))
+        para(_t("result.probability.sentence", pct=percent(probability), n=in_100(probability)))
+        para(f"{_t('result.risk_level')}: {_t('level.' + level)}")
+    for point in ([] if level == "out_of_scope" else model.get("operating_points", [])):
         if point.get("sensitivity") is None:
             continue
         para(_t("result.uncertainty.point", name=_t("threshold." + point["name"]),
