@@ -240,6 +240,32 @@ def card_markdown(card: dict) -> str:
         if training.get("config"):
             config = yaml.safe_dump(training["config"], sort_keys=False, default_flow_style=None).rstrip()
             lines += ["Resolved config (`config.yaml` of the run):", "", "```yaml", config, "```", ""]
+    sources = training.get("data_sources") or {}
+    if sources.get("sources") or sources.get("licences"):
+        lines += ["## Training data sources", ""]
+        for name, licence in (sources.get("licences") or {}).items():
+            lines.append(f"- {name}: {(sources.get('sources') or {}).get(name, '')} (licence: {licence})")
+        excluded = sources.get("excluded")
+        if excluded:
+            lines.append(f"- excluded (never trained or selected on): {excluded.get('listed')} listed files, "
+                         f"{excluded.get('removed_from_train_val')} removed from train/val plus "
+                         f"{excluded.get('near_duplicates_removed')} near duplicates")
+        lines.append("")
+    scope = card.get("scope")
+    if scope:
+        lines += ["## Out-of-scope detector", "", f"{scope.get('method')}. Threshold {_fmt(scope.get('threshold'))} "
+                  f"({scope.get('threshold_from')}); fitted on {scope.get('fitted_on')}. An image above the "
+                  "threshold is reported as not a dermoscopic image of a skin lesion and gets no probability.", ""]
+    fusion = card.get("fusion")
+    if fusion:
+        cv = fusion.get("validation") or {}
+        lines += ["## Fusion with the lesion measurements", "", f"{fusion.get('method')}.",
+                  f"Inputs: {', '.join(fusion.get('features', []))}.",
+                  f"Thresholds on the fused probability: balanced {_fmt(fusion['thresholds']['balanced'])}, "
+                  f"screening {_fmt(fusion['thresholds']['screening'])} ({fusion.get('thresholds_from')}).", ""]
+        if cv:
+            lines += [f"Validation ROC-AUC by source ({cv.get('method')}): network {cv.get('network')}, "
+                      f"fusion {cv.get('fusion_cv')}.", ""]
     metrics = card.get("metrics") or {}
     lines += ["## Metrics", ""]
     if metrics:

@@ -138,5 +138,15 @@ def read_training(run_dir: str | Path, checkpoint: str = "best") -> dict[str, An
         "data_manifest_sha256": data.get("manifest_sha256"),
         "class_counts": data.get("class_counts"),
         "summary": _read_json(run_dir / "summary.json"),
+        "data_sources": _data_sources(data.get("manifest")),
     }
     return {k: v for k, v in info.items() if v is not None}
+
+
+def _data_sources(manifest: str | None) -> dict | None:
+    """Sources, licences, counts and excluded files from the manifest's ``summary.json``."""
+    summary = _read_json(Path(manifest).with_name("summary.json")) if manifest else None
+    if not summary:
+        return None
+    keep = ("sources", "licences", "excluded", "counts", "settings")
+    return {k: summary[k] for k in keep if k in summary} or None

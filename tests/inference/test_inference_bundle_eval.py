@@ -1,0 +1,35 @@
+"""`melascan evaluate MODEL_DIR --csv ...`: what ships, scored with the card's thresholds, leakage-guarded."""
+
+from __future__ import annotations
+
+import json
+
+from melascan.cli import main
+from melascan.data.manifest import read_manifest
+from melascan.inference import card as model_card
+
+
+def _csv(path, manifest, split):
+    rows = [f"{manifest.source_root / r.path},{r.label}" for r in manifest.subset(split)]
+    path.write_text("path,label\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_exported_model_is_scored_with_its_own_thresholds_and_leakage_guard(exported, trained_run, tmp_path):
+    card = model_card.load_card(exported)
+    manifest = read_manifest(card["training"]["data_manifest"])
+    out = tmp_path / "eval_test"
+    args = ["evaluate", str(exported), "--bootstrap", "20", "--workers", "1"]
+    assert main([*args, "--csv", str(_csv(tmp_path / "test.csv", manifest, "test")), "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_images"] == 8 and m["n_malignant"] == 4 and m["fused"] is False
+    assert m["shipped"]["thresholds"]["balanced"]["threshold"] == card["calibration"]["thresholds"]["balanced"]
+    assert m["leakage"]["n_leaked"] == 0 and "scope" in m and 0 <= m["scope"]["rejected_rate"] <= 1
+    assert (out / "predictions.csv").read_text().count("\n") == 9
+    # training images are found by the guard and scored apart
+    leaky = tmp_path / "leaky"
+    assert main([*args, "--csv", str(_csv(tmp_path / "train.csv", manifest, "train")), "--out", str(leaky)]) == 0
+    assert json.loads((leaky / "metrics.json").read_text())["leakage"]["n_leaked"] == 16
+    # the manifest split named by the card works too, and run-only options are refused
+    assert main([*args, "--split", "val", "--out", str(tmp_path / "val")]) == 0
+    assert main([*args, "--tta", "--out", str(tmp_path / "x")]) == 2
