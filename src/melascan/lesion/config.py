@@ -44,6 +44,8 @@ class LesionConfig:
     hair_min_length_frac: float = 0.08
     #: ... and thin: area / skeleton length at most this fraction of the shorter side.
     hair_max_width_frac: float = 0.025
+    #: A thin component enclosing more holes than this is a pigment network, not hair.
+    hair_max_loops: int = 4
     #: cv2.inpaint radius in pixels.
     hair_inpaint_radius_px: int = 3
 
@@ -120,9 +122,50 @@ class LesionConfig:
         }
     )
 
+    # --- differential structures (detectors in melascan.lesion.structures) ---------------
+    #: Black-hat disc radius for dark lines and dots, fraction of the shorter side.
+    struct_kernel_frac: float = 0.02
+    #: A pixel is a dark structure when it is this many L* units darker than the
+    #: closing of L* (reasoning: about twice the skin's pixel noise).
+    struct_dark_contrast_l: float = 4.0
+    #: Largest network hole, as a fraction of the shorter side (squared for the area).
+    network_max_hole_frac: float = 0.08
+    #: Pigment network present when its mesh covers this share of the lesion (PH2, CV).
+    network_min_fraction: float = 0.05
+    #: Largest dot/globule, fraction of the shorter side (squared for the area).
+    dots_max_area_frac: float = 0.05
+    #: A dot/globule is at least this many L* units darker than the closing around it
+    #: (stronger than a network line).
+    dots_min_contrast_l: float = 10.0
+    #: Dots/globules present when at least this many are found (PH2, CV).
+    dots_min_count: float = 10.0
+    #: Half-width of the band around the outline searched for streaks, fraction of the
+    #: lesion's equivalent radius.
+    streak_band_frac: float = 0.15
+    #: Streaks present when radial minus tangential dark band pixels reach this share
+    #: of the band (PH2, CV).
+    streak_min_excess: float = 0.05
+    #: Veil pixels: b* at least this far below the skin's (bluer than the skin) ...
+    veil_min_b_drop: float = 10.0
+    #: ... chroma below this (grayish-blue, not vivid) ...
+    veil_max_chroma: float = 20.0
+    #: ... L* at least this much below the skin's ...
+    veil_min_darkening: float = 15.0
+    #: ... and above this L* (not black).
+    veil_min_l: float = 25.0
+    #: Blue-whitish veil present when it covers this share of the lesion (PH2, CV).
+    veil_min_fraction: float = 0.05
+    #: Regression white (scar-like): L* within this of the skin's ...
+    regression_white_max_darkening: float = 8.0
+    #: ... and chroma at least this much below the skin's.
+    regression_white_min_chroma_drop: float = 4.0
+    #: Regression present when white plus blue-gray (peppering) areas cover this share
+    #: of the lesion (PH2, CV).
+    regression_min_fraction: float = 0.05
+
     # --- D and TDS --------------------------------------------------------------------
-    #: Stolz's D (number of differential structures, 1-5) used when the caller gives
-    #: none; see ``melascan.lesion.tds`` for why.
+    #: Stolz's D (number of differential structures, 1-5) used when the structures were
+    #: not measured and the caller gives none (``analyze_lesion(..., structures_count=)``).
     tds_default_structures: int = 2
 
     def with_(self, **changes) -> "LesionConfig":
