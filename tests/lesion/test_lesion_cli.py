@@ -71,7 +71,7 @@ def test_overlays_dir(folder, tmp_path):
     rc = main(["analyze", str(folder / "IMD002.png"), "--json", "--overlays-dir", str(overlays), "--no-classify"])
     assert rc == 0
     names = sorted(p.name for p in overlays.iterdir())
-    assert names == ["IMD002_axes.png", "IMD002_colors.png", "IMD002_contour.png"]
+    assert names == ["IMD002_axes.png", "IMD002_colors.png", "IMD002_contour.png", "IMD002_structures.png"]
     assert cv2.imread(str(overlays / "IMD002_axes.png")).shape == (300, 300, 3)
 
 

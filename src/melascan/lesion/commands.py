@@ -47,7 +47,7 @@ def add_analyze(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true", help="print JSON to stdout (one object per line for a folder)")
     out.add_argument("--jsonl", metavar="OUT", help="write one JSON object per image and line to OUT")
     parser.add_argument("--masks-dir", metavar="DIR", help="write DIR/<stem>.png lesion masks (255 = lesion)")
-    parser.add_argument("--overlays-dir", metavar="DIR", help="write DIR/<stem>_{contour,axes,colors}.png")
+    parser.add_argument("--overlays-dir", metavar="DIR", help="write DIR/<stem>_{contour,axes,colors,structures}.png")
     parser.add_argument("--mm-per-px", type=_positive_float, metavar="X", help="image scale, for diameter_mm")
     parser.add_argument("--structures", type=_structures, metavar="D",
                         help="Stolz's D (1-5) if counted by a person; default: the documented assumption")  # fmt: skip
