@@ -455,9 +455,7 @@ def with_color_context(features: dict, share: np.ndarray, present: np.ndarray) -
     out["lesion_colors"] = float(present.sum())
     out["lesion_blue_gray_fraction"] = float(share[COLOR_NAMES.index("blue_gray")])
     out["lesion_white_fraction"] = float(share[COLOR_NAMES.index("white")])
-    out["regression_fraction"] = out["regression_white_fraction"] + max(
-        0.0, out["lesion_blue_gray_fraction"] - out["veil_fraction"]
-    )
+    out["regression_fraction"] = out["regression_white_fraction"] + out["lesion_blue_gray_fraction"]
     return out
 
 

@@ -312,10 +312,8 @@ def structure_features(lab: np.ndarray, mask: np.ndarray, skin_lab, fov: np.ndar
     regions, region_maps = color_region_features(lab, mask & ~hair, skin_lab, config)
     context = context or {}
     features = net | dots | streaks | regions | {k: float(context.get(k, 0.0)) for k in LESION_CONTEXT}
-    # regression: whitish scar-like areas plus the blue-gray (peppering) areas of the
-    # colour map that are not already veil
-    peppering = max(0.0, features["lesion_blue_gray_fraction"] - features["veil_fraction"])
-    features["regression_fraction"] = features["regression_white_fraction"] + peppering
+    # regression: whitish scar-like areas plus the blue-gray (peppering) areas of the colour map
+    features["regression_fraction"] = features["regression_white_fraction"] + features["lesion_blue_gray_fraction"]
     maps = {"pigment_network": mesh, "dots_globules": dots_map, "streaks": streak_map} | region_maps
     return {k: round(float(v), 5) for k, v in features.items()}, maps
 
