@@ -149,7 +149,7 @@ class LesionConfig:
     #: Streaks present when radial minus tangential dark band pixels reach this share
     #: of the band (PH2: chosen by F1 on all 100 images with the procedure whose
     #: 5-fold CV is reported in docs/lesion.md).
-    streak_min_excess: float = 0.0165
+    streak_min_excess: float = 0.0135
     #: Veil pixels: b* at least this far below the skin's (bluer than the skin) ...
     veil_min_b_drop: float = 10.0
     #: ... chroma below this (grayish-blue, not vivid) ...
@@ -160,7 +160,7 @@ class LesionConfig:
     veil_min_l: float = 25.0
     #: Blue-whitish veil present when it covers this share of the lesion (PH2: chosen by
     #: F1 on all 100 images with the procedure whose 5-fold CV is in docs/lesion.md).
-    veil_min_fraction: float = 0.0021
+    veil_min_fraction: float = 0.0026
     #: Regression white (scar-like): L* within this of the skin's ...
     regression_white_max_darkening: float = 8.0
     #: ... and chroma at least this much below the skin's.
@@ -168,7 +168,7 @@ class LesionConfig:
     #: Regression present when white plus blue-gray (peppering) areas cover this share
     #: of the lesion (PH2: chosen by F1 on all 100 images with the procedure whose
     #: 5-fold CV is reported in docs/lesion.md).
-    regression_min_fraction: float = 0.0075
+    regression_min_fraction: float = 0.0578
 
     def with_(self, **changes) -> "LesionConfig":
         """A copy with some values changed (``cfg.with_(seg_grabcut=True)``)."""
