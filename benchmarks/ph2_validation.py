@@ -229,7 +229,6 @@ COLOR_GRIDS = {
     "black": {"color_black_max_l": (25.0, 30.0, 35.0, 40.0), "color_black_max_chroma": (8.0, 12.0, 15.0, 20.0)},
     "blue_gray": {"color_blue_gray_max_b": (-3.0, 0.0, 3.0, 6.0, 9.0), "color_blue_gray_min_darkening": (5.0, 10.0, 20.0)},
     "white": {"color_white_max_darkening": (-5.0, 0.0, 5.0, 10.0), "color_white_min_chroma_drop": (0.0, 5.0, 10.0)},
-    "red": {"color_red_max_hue_deg": (10.0, 20.0, 30.0, 40.0), "color_red_min_chroma": (15.0, 20.0, 25.0, 30.0, 35.0)},
     "dark_brown": {"color_dark_brown_max_l_ratio": (0.55, 0.6, 0.65, 0.7, 0.75)},
     "light_brown": {"color_light_brown_max_l_ratio": (0.85, 0.9, 0.95)},
 }
@@ -252,7 +251,7 @@ def color_fraction_table(results: list[dict], config: LesionConfig) -> np.ndarra
 def tune_colors(results: list[dict], truth: np.ndarray, idx: np.ndarray, config: LesionConfig) -> LesionConfig:
     """Grid-search the colour rules and presence fractions on the images ``idx``."""
     fractions = dict(config.color_min_fraction)
-    for name in ("black", "blue_gray", "white", "red", "dark_brown", "light_brown"):
+    for name in ("black", "blue_gray", "white", "dark_brown", "light_brown"):  # red: by reasoning, see docs
         j = COLOR_NAMES.index(name)
         grid = COLOR_GRIDS[name]
         best = (-1.0, None, None)
@@ -400,6 +399,11 @@ def fit_structures(features: list[dict], truth: list[dict], idx: np.ndarray, con
     return config.with_(**changes), model
 
 
+def fmt(value: float) -> str:
+    """Two decimals, ``n/a`` when undefined (e.g. specificity without negatives)."""
+    return "n/a" if value != value else f"{value:.2f}"
+
+
 def binary_metrics(truth: np.ndarray, pred: np.ndarray) -> dict:
     tp, fp = int((truth & pred).sum()), int((~truth & pred).sum())
     fn, tn = int((truth & ~pred).sum()), int((~truth & ~pred).sum())
@@ -408,7 +412,7 @@ def binary_metrics(truth: np.ndarray, pred: np.ndarray) -> dict:
         "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
         "specificity": tn / (tn + fp) if tn + fp else float("nan"),
         "f1": f1(truth, pred),
-        "kappa": float(cohen_kappa_score(truth, pred)) if len(set(truth)) > 1 or len(set(pred)) > 1 else 1.0,
+        "kappa": float(cohen_kappa_score(truth, pred)) if len(set(truth)) > 1 else float("nan"),
     }
 
 
@@ -575,11 +579,12 @@ def external_check(folder: Path, per_class: int, config: LesionConfig) -> dict |
         return None
     rng = np.random.default_rng(0)
     out = {}
-    values, labels = [], []
+    values, sevens, labels = [], [], []
     for label in ("benign", "malignant"):
         files = sorted((folder / label).glob("*.jpg"))
         files = [files[i] for i in sorted(rng.choice(len(files), min(per_class, len(files)), replace=False))]
         bands, colors, none = {b: 0 for b in BANDS}, {n: 0 for n in COLOR_NAMES}, 0
+        structures, suspicious = {n: 0 for n in STRUCTURE_NAMES}, 0
         for f in files:
             d = analyze_lesion(load_rgb(f), config=config).to_dict()
             if d["tds"] is None:
@@ -588,10 +593,16 @@ def external_check(folder: Path, per_class: int, config: LesionConfig) -> dict |
             bands[d["tds_band"]] += 1
             for c in d["colors"]:
                 colors[c] += 1
+            for n, v in d["structures"].items():
+                structures[n] += v not in (False, "absent")
+            suspicious += bool(d["seven_point_suspicious"])
             values.append(d["tds"])
+            sevens.append(d["seven_point"])
             labels.append(label == "malignant")
-        out[label] = {"n": len(files), "no_lesion": none, "bands": bands, "colors": colors}
+        out[label] = {"n": len(files), "no_lesion": none, "bands": bands, "colors": colors,
+                      "structures": structures, "seven_suspicious": suspicious}
     out["auc"] = float(roc_auc_score(labels, values))
+    out["seven_auc"] = float(roc_auc_score(labels, sevens))
     return out
 
 
@@ -679,8 +690,8 @@ def markdown(report: dict) -> str:
             for part in ("present", "atypical"):
                 q = m[part]
                 lines.append(
-                    f"| {name}: {part} | {q['positives']} | {q['sensitivity']:.2f} | {q['specificity']:.2f} | "
-                    f"{q['f1']:.2f} | {q['kappa']:.2f} |"
+                    f"| {name}: {part} | {q['positives']} | {fmt(q['sensitivity'])} | {fmt(q['specificity'])} | "
+                    f"{q['f1']:.2f} | {fmt(q['kappa'])} |"
                 )
             lines.append(
                 f"| {name}: absent / typical / atypical | | | | class-macro {m['three_way_macro_f1']:.2f} "
@@ -688,8 +699,8 @@ def markdown(report: dict) -> str:
             )
         else:
             lines.append(
-                f"| {name} | {m['positives']} | {m['sensitivity']:.2f} | {m['specificity']:.2f} | {m['f1']:.2f} | "
-                f"{m['kappa']:.2f} |"
+                f"| {name} | {m['positives']} | {fmt(m['sensitivity'])} | {fmt(m['specificity'])} | {m['f1']:.2f} | "
+                f"{fmt(m['kappa'])} |"
             )
     lines += [
         "",
@@ -741,7 +752,10 @@ def markdown(report: dict) -> str:
             "",
             f"**Out of sample: melanoma-10k test split** ({ext['benign']['n']} benign + "
             f"{ext['malignant']['n']} malignant images drawn with seed 0; labels only, nothing tuned on "
-            f"them). AUC of the TDS value for malignant vs. benign: {ext['auc']:.3f}.",
+            f"them). AUC for malignant vs. benign: TDS (measured D) {ext['auc']:.3f}, 7-point "
+            f"{ext['seven_auc']:.3f}; 7-point >= 3 in {ext['malignant']['seven_suspicious']} malignant and "
+            f"{ext['benign']['seven_suspicious']} benign images. Structures found (images): benign "
+            f"{ext['benign']['structures']}, malignant {ext['malignant']['structures']}.",
             "",
             "| label | n | no lesion | benign | suspicious | melanoma | "
             + " | ".join(COLOR_NAMES) + " |",

@@ -96,7 +96,7 @@ class LesionConfig:
     #: ... and less colourful than this chroma C* (PH2)
     color_black_max_chroma: float = 15.0
     #: blue_gray: b* below this (bluish) ... (PH2)
-    color_blue_gray_max_b: float = 6.0
+    color_blue_gray_max_b: float = 3.0
     #: ... and at least this much darker (L*) than the skin (PH2)
     color_blue_gray_min_darkening: float = 5.0
     #: white: at most this much darker (L*) than the skin ... (PH2)
@@ -116,9 +116,9 @@ class LesionConfig:
         default_factory=lambda: {
             "white": 0.001,
             "red": 0.01,
-            "light_brown": 0.2,
-            "dark_brown": 0.001,
-            "blue_gray": 0.05,
+            "light_brown": 0.3,
+            "dark_brown": 0.003,
+            "blue_gray": 0.003,
             "black": 0.003,
         }
     )
@@ -168,7 +168,7 @@ class LesionConfig:
     #: Regression present when white plus blue-gray (peppering) areas cover this share
     #: of the lesion (PH2: chosen by F1 on all 100 images with the procedure whose
     #: 5-fold CV is reported in docs/lesion.md).
-    regression_min_fraction: float = 0.0578
+    regression_min_fraction: float = 0.0071
 
     def with_(self, **changes) -> "LesionConfig":
         """A copy with some values changed (``cfg.with_(seg_grabcut=True)``)."""
