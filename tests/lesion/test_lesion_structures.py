@@ -36,6 +36,11 @@ def test_plain_disc_has_no_structures(synth):
         assert found(image) == NONE_FOUND
 
 
+def test_small_lesion_has_no_texture_structures(synth):
+    s = found(synth.disc_image(radius=9))
+    assert s["pigment_network"] == "absent" and s["dots_globules"] == "absent" and s["streaks"] is False
+
+
 def test_drawn_reticular_grid_is_a_pigment_network(synth):
     s = found(synth.network_image())
     assert s["pigment_network"] in ("typical", "atypical")

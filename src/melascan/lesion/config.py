@@ -129,6 +129,9 @@ class LesionConfig:
     #: A pixel is a dark structure when it is this many L* units darker than the
     #: closing of L* (reasoning: about twice the skin's pixel noise).
     struct_dark_contrast_l: float = 4.0
+    #: Network, dots and streaks are only looked for in lesions whose equivalent radius
+    #: is at least this many black-hat disc radii (a smaller lesion is one dark blob).
+    struct_min_lesion_radius_kernels: float = 3.0
     #: Largest network hole, as a fraction of the shorter side (squared for the area).
     network_max_hole_frac: float = 0.08
     #: Pigment network present when its mesh covers this share of the lesion. Not tuned

@@ -8,7 +8,9 @@ Classical detectors on the working-size, hair-free CIELAB image and the lesion m
   ``struct_kernel_frac * side`` minus L*) is large on dark lines and dots narrower
   than the disc and ~0 on flat pigment and on the lesion's own edge. A pixel is a
   *dark structure* when it is ``struct_dark_contrast_l`` L* units darker than that
-  closing.
+  closing. In a lesion whose equivalent radius is below
+  ``struct_min_lesion_radius_kernels`` disc radii nothing is a dark structure (the
+  whole lesion would be), so network, dots and streaks are absent there.
 * **Pigment network**: a mesh of dark lines encloses small lighter holes. The
   *holes* are the connected non-dark pieces of the lesion that touch neither the
   lesion's outline nor each other, and are between 2 px and ``network_max_hole_frac``
@@ -129,11 +131,15 @@ SEVEN_POINT_CUTOFF = 3
 # --- measurement ----------------------------------------------------------------------
 
 
+def structure_kernel_radius_px(shape: tuple[int, ...], config: LesionConfig = DEFAULT_CONFIG) -> float:
+    """Radius of the black-hat disc: ``struct_kernel_frac`` of the shorter side, >= 1.5 px."""
+    return max(1.5, config.struct_kernel_frac * min(shape[:2]))
+
+
 def dark_structure_map(lightness: np.ndarray, config: LesionConfig = DEFAULT_CONFIG) -> np.ndarray:
     """Black-hat of L* (float32, L* units): how much darker each pixel is than the
-    morphological closing with a disc of ``struct_kernel_frac`` of the shorter side."""
-    radius = max(1.5, config.struct_kernel_frac * min(lightness.shape))
-    return cv2.morphologyEx(lightness, cv2.MORPH_BLACKHAT, disc(radius))
+    morphological closing with a disc of ``structure_kernel_radius_px``."""
+    return cv2.morphologyEx(lightness, cv2.MORPH_BLACKHAT, disc(structure_kernel_radius_px(lightness.shape, config)))
 
 
 def _sector_index(shape: tuple[int, int], cx: float, cy: float, sectors: int = 8) -> np.ndarray:
@@ -225,7 +231,7 @@ def dots_features(dark: np.ndarray, interior: np.ndarray, mesh: np.ndarray, blac
     return features, dots
 
 
-def streak_features(lightness: np.ndarray, blackhat: np.ndarray, mask: np.ndarray, fov: np.ndarray,
+def streak_features(lightness: np.ndarray, dark_map: np.ndarray, mask: np.ndarray, fov: np.ndarray,
                     centroid: tuple[float, float], eq_radius: float, config: LesionConfig,
                     sectors: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
     """Radially oriented dark lines across the outline: ``(features, streaks_map)``."""
@@ -245,7 +251,7 @@ def streak_features(lightness: np.ndarray, blackhat: np.ndarray, mask: np.ndarra
     radial = np.arctan2(yy - centroid[1], xx - centroid[0])
     # cos(2 * (line direction - radial)); line direction = across + 90 degrees
     align = -np.cos(2 * (across - radial))
-    dark = (blackhat > config.struct_dark_contrast_l) & band
+    dark = dark_map & band
     radial_px = dark & (align > math.cos(math.radians(45)))
     tangential_px = dark & (align < -math.cos(math.radians(45)))
     band_px = max(int(band.sum()), 1)
@@ -305,10 +311,12 @@ def structure_features(lab: np.ndarray, mask: np.ndarray, skin_lab, fov: np.ndar
     m = cv2.moments(mask.astype(np.uint8), binaryImage=True)
     centroid = (m["m10"] / m["m00"], m["m01"] / m["m00"])
     eq_radius = math.sqrt(m["m00"] / math.pi)
+    if eq_radius < config.struct_min_lesion_radius_kernels * structure_kernel_radius_px(mask.shape, config):
+        dark[:] = False  # a lesion hardly wider than the black-hat disc is all "dark line": no texture to read
     sectors = _sector_index(mask.shape, *centroid)
     net, mesh = network_features(dark, interior, blackhat, sectors, config)
     dots, dots_map = dots_features(dark, interior, mesh, blackhat, centroid, eq_radius, config, sectors)
-    streaks, streak_map = streak_features(lightness, blackhat, mask, fov & ~hair, centroid, eq_radius, config, sectors)
+    streaks, streak_map = streak_features(lightness, dark, mask, fov & ~hair, centroid, eq_radius, config, sectors)
     regions, region_maps = color_region_features(lab, mask & ~hair, skin_lab, config)
     context = context or {}
     features = net | dots | streaks | regions | {k: float(context.get(k, 0.0)) for k in LESION_CONTEXT}
