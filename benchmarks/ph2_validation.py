@@ -2,24 +2,28 @@
 
 READS /work/shared/data/ph2 (override with --ph2): 100 dermoscopy images
 ``images/*.png``, the experts' lesion masks ``masks/*.png`` and ``labels.csv``
-(diagnosis, asymmetry 0/1/2, six colour columns). Also READS a seeded sample of
+(diagnosis, asymmetry 0/1/2, the differential structures -- A absent, T typical, AT
+atypical, P present -- and six colour columns). Also READS a seeded sample of
 /work/shared/data/melanoma-10k/test (``--m10k``, labels only, never used for tuning)
 as an out-of-sample check. Never used by the tests.
 
-Measures, with the shipped ``DEFAULT_CONFIG``:
+Measures (5-fold cross-validated unless labelled in-sample):
 
 * segmentation Dice and Jaccard against the expert masks (mean, median, share of
   images with Jaccard < 0.65);
 * A against the experts' asymmetry: weighted Cohen's kappa (sklearn, linear and
   quadratic weights) and the confusion matrix;
 * C against the experts' six colour columns: per-colour precision/recall/F1, macro F1;
-* the TDS band against the diagnosis (common nevus / atypical nevus / melanoma);
 * B: how well the border score separates melanoma from nevi (AUC), since PH2 has no
   expert border score;
+* the five differential structures against the experts: sensitivity, specificity,
+  F1, Cohen's kappa (presence; atypical vs. rest; three-way for network and dots);
+* TDS with the measured D and the 7-point score: ROC-AUC melanoma vs. nevi and the
+  TDS band / 7-point >= 3 confusion against the diagnoses;
 * ``no_lesion``: skin-only crops cut from PH2 images away from the expert mask must
   be flagged, not segmented;
-* out of sample: TDS band and colours on melanoma-10k test images vs. their
-  benign/malignant label.
+* out of sample: TDS, 7-point, structures and colours on melanoma-10k test images vs.
+  their benign/malignant label.
 
 Several thresholds in ``LesionConfig`` were chosen on these same 100 images, so the
 script reports an honest 5-fold cross-validated number for each tuned group: the
@@ -865,22 +869,6 @@ def main(argv: list[str] | None = None) -> int:
         print("structure presence thresholds fitted on all images (for LesionConfig):",
               {PRESENCE[n][1]: round(getattr(shipped, PRESENCE[n][1]), 4) for n in TUNED_PRESENCE})
 
-    table = {}
-    tds_values = np.array([r["dict"]["tds"] if r["dict"]["tds"] is not None else np.nan for r in results])
-    bands = np.array([r["dict"]["tds_band"] or "none" for r in results])
-    for d in DIAGNOSES:
-        sel = diagnosis == d
-        table[d] = {b: int((bands[sel] == b).sum()) for b in (*BANDS, "none")} | {
-            "n": int(sel.sum()),
-            "mean_tds": float(np.nanmean(tds_values[sel])),
-        }
-    tds_report = {
-        "table": table,
-        "sensitivity": float(np.isin(bands[is_mel], ["suspicious", "melanoma"]).mean()),
-        "specificity": float((bands[~is_mel] == "benign").mean()),
-        "auc": float(roc_auc_score(is_mel, np.nan_to_num(tds_values))),
-    }
-
     crops = skin_crops(cases)
     flagged = sum(not analyze_lesion(c, config=config).found for c in crops)
     external = external_check(args.m10k, args.m10k_per_class, config)
@@ -896,7 +884,6 @@ def main(argv: list[str] | None = None) -> int:
         "asym": asym,
         "colors": colors,
         "border": border,
-        "tds": tds_report,
         "structures": struct_cv,
         "scores_cv": scores_cv,
         "ms_p50": float(np.median([r["ms"] for r in results])),
