@@ -144,10 +144,16 @@ def dark_structure_map(lightness: np.ndarray, config: LesionConfig = DEFAULT_CON
     return cv2.morphologyEx(lightness, cv2.MORPH_BLACKHAT, disc(structure_kernel_radius_px(lightness.shape, config)))
 
 
-def _sector_index(shape: tuple[int, int], cx: float, cy: float, sectors: int = 8) -> np.ndarray:
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    angle = np.arctan2(yy - cy, xx - cx)
-    return ((angle + math.pi) / (2 * math.pi) * sectors).astype(np.int32) % sectors
+def polar_angle(shape: tuple[int, int], cx: float, cy: float) -> np.ndarray:
+    """Angle (radians, -pi..pi) of every pixel seen from ``(cx, cy)``: the radial direction."""
+    yy = np.arange(shape[0], dtype=np.float32)[:, None] - np.float32(cy)
+    xx = np.arange(shape[1], dtype=np.float32)[None, :] - np.float32(cx)
+    return np.arctan2(yy, xx)
+
+
+def sector_index(angle: np.ndarray, sectors: int = 8) -> np.ndarray:
+    """Which of ``sectors`` equal angular sectors each pixel of ``polar_angle`` falls in."""
+    return ((angle + np.float32(math.pi)) * np.float32(sectors / (2 * math.pi))).astype(np.int32) % sectors
 
 
 def _cv(values: np.ndarray) -> float:
@@ -219,7 +225,8 @@ def dots_features(dark: np.ndarray, interior: np.ndarray, mesh: np.ndarray, blac
         r = np.hypot(pts[:, 0] - cx, pts[:, 1] - cy) / max(eq_radius, 1.0)
         offset = math.hypot(pts[:, 0].mean() - cx, pts[:, 1].mean() - cy) / max(eq_radius, 1.0)
         per_sector = np.bincount(sectors[dots], minlength=8)
-        contrast = np.array([blackhat[labels == i].mean() for i in ids[:200]])
+        sums = np.bincount(labels.ravel(), weights=blackhat.ravel(), minlength=n)
+        contrast = sums[ids] / stats[ids, cv2.CC_STAT_AREA]  # mean black-hat of each dot
         features |= {
             "dots_area_cv": _cv(area[keep]),
             "dots_offset": float(offset),
@@ -234,7 +241,7 @@ def dots_features(dark: np.ndarray, interior: np.ndarray, mesh: np.ndarray, blac
 
 
 def streak_features(lightness: np.ndarray, dark_map: np.ndarray, mask: np.ndarray, fov: np.ndarray,
-                    centroid: tuple[float, float], eq_radius: float, config: LesionConfig,
+                    radial: np.ndarray, eq_radius: float, config: LesionConfig,
                     sectors: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
     """Radially oriented dark lines across the outline: ``(features, streaks_map)``."""
     m8 = mask.astype(np.uint8)
@@ -247,15 +254,17 @@ def streak_features(lightness: np.ndarray, dark_map: np.ndarray, mask: np.ndarra
     hxx = cv2.Sobel(smooth, cv2.CV_32F, 2, 0, ksize=3)
     hyy = cv2.Sobel(smooth, cv2.CV_32F, 0, 2, ksize=3)
     hxy = cv2.Sobel(smooth, cv2.CV_32F, 1, 1, ksize=3)
-    # across a dark line L* curves upwards: the larger eigenvalue's direction is across it
-    across = 0.5 * np.arctan2(2 * hxy, hxx - hyy)
-    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
-    radial = np.arctan2(yy - centroid[1], xx - centroid[0])
-    # cos(2 * (line direction - radial)); line direction = across + 90 degrees
-    align = -np.cos(2 * (across - radial))
     dark = dark_map & band
-    radial_px = dark & (align > math.cos(math.radians(45)))
-    tangential_px = dark & (align < -math.cos(math.radians(45)))
+    ys, xs = np.nonzero(dark)
+    # across a dark line L* curves upwards: the larger eigenvalue's direction is across it
+    across = 0.5 * np.arctan2(2 * hxy[ys, xs], hxx[ys, xs] - hyy[ys, xs])
+    # cos(2 * (line direction - radial)); line direction = across + 90 degrees
+    align = -np.cos(2 * (across - radial[ys, xs]))
+    limit = math.cos(math.radians(45))  # |line direction - radial| < 22.5 degrees
+    radial_px = np.zeros(dark.shape, bool)
+    radial_px[ys[align > limit], xs[align > limit]] = True
+    tangential_px = np.zeros(dark.shape, bool)
+    tangential_px[ys[align < -limit], xs[align < -limit]] = True
     band_px = max(int(band.sum()), 1)
     excess = (int(radial_px.sum()) - int(tangential_px.sum())) / band_px
     per_sector = np.bincount(sectors[radial_px], minlength=8) / np.maximum(np.bincount(sectors[band], minlength=8), 1)
@@ -315,10 +324,11 @@ def structure_features(lab: np.ndarray, mask: np.ndarray, skin_lab, fov: np.ndar
     eq_radius = math.sqrt(m["m00"] / math.pi)
     if eq_radius < config.struct_min_lesion_radius_kernels * structure_kernel_radius_px(mask.shape, config):
         dark[:] = False  # a lesion hardly wider than the black-hat disc is all "dark line": no texture to read
-    sectors = _sector_index(mask.shape, *centroid)
+    radial = polar_angle(mask.shape, *centroid)
+    sectors = sector_index(radial)
     net, mesh = network_features(dark, interior, blackhat, sectors, config)
     dots, dots_map = dots_features(dark, interior, mesh, blackhat, centroid, eq_radius, config, sectors)
-    streaks, streak_map = streak_features(lightness, dark, mask, fov & ~hair, centroid, eq_radius, config, sectors)
+    streaks, streak_map = streak_features(lightness, dark, mask, fov & ~hair, radial, eq_radius, config, sectors)
     regions, region_maps = color_region_features(lab, mask & ~hair, skin_lab, config)
     context = context or {}
     features = net | dots | streaks | regions | {k: float(context.get(k, 0.0)) for k in LESION_CONTEXT}
