@@ -85,6 +85,7 @@ def test_default_output_is_one_line_per_image(folder, capsys):
     assert main(["analyze", str(folder), "--no-classify"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and "ERROR" in lines[1] and "TDS=" in lines[0]
+    assert "7-point=" in lines[0] and "structures: " in lines[0]
 
 
 def test_single_bad_file_fails_with_a_message(folder, capsys):

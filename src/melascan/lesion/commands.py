@@ -142,6 +142,17 @@ def analyze_file(path: Path, args: argparse.Namespace, classifier, names: Output
     return record
 
 
+def structures_found(structures: dict) -> list[str]:
+    """``["atypical pigment_network", "streaks", ...]``: the structures found, for one line."""
+    found = []
+    for name, value in structures.items():
+        if value is True:
+            found.append(name)
+        elif value not in (False, "absent", None):
+            found.append(f"{value} {name}")
+    return found
+
+
 def summary_line(record: dict) -> str:
     """One human-readable line per image for the default output."""
     if "error" in record:
@@ -154,8 +165,10 @@ def summary_line(record: dict) -> str:
     quality = f"\tquality: {', '.join(les['quality'])}" if les["quality"] else ""
     return (
         f"{record['path']}\tP(melanoma)={prob}\tA={les['asymmetry']} B={les['border']} "
-        f"C={len(les['colors'])} ({', '.join(les['colors'])}) D={diameter}\t"
-        f"TDS={les['tds']:.2f} ({les['tds_band']}){quality}"
+        f"C={len(les['colors'])} ({', '.join(les['colors'])}) diameter={diameter}\t"
+        f"TDS={les['tds']:.2f} ({les['tds_band']}, D={les['tds_inputs']['D']} {les['tds_inputs']['D_source']})\t"
+        f"7-point={les['seven_point']}{' (suspicious)' if les['seven_point_suspicious'] else ''}\t"
+        f"structures: {', '.join(structures_found(les['structures'])) or 'none'}{quality}"
     )
 
 
