@@ -20,7 +20,7 @@ import numpy as np
 
 from melascan.lesion.asymmetry import Asymmetry, PrincipalAxes, asymmetry
 from melascan.lesion.border import Border, border
-from melascan.lesion.colors import Colors, colors
+from melascan.lesion.colors import COLOR_NAMES, Colors, colors
 from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
 from melascan.lesion.diameter import Diameter, diameter
 from melascan.lesion.preprocessing import (
@@ -197,7 +197,8 @@ def analyze_lesion(
         "lesion_blue_gray_fraction": fractions["blue_gray"],
         "lesion_white_fraction": fractions["white"],
     }
-    result.structures = structures(lab_clean, mask, result.colors.skin_lab, fov, hair, context, config)
+    blue_gray = result.color_map == COLOR_NAMES.index("blue_gray") + 1
+    result.structures = structures(lab_clean, mask, result.colors.skin_lab, fov, hair, context, config, blue_gray)
     if structures_count is None:
         d, source = result.structures.stolz_d, "measured"
     else:

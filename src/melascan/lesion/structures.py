@@ -302,13 +302,15 @@ def color_region_features(lab: np.ndarray, lesion: np.ndarray, skin_lab: np.ndar
 
 def structure_features(lab: np.ndarray, mask: np.ndarray, skin_lab, fov: np.ndarray,
                        hair: np.ndarray | None = None, context: dict[str, float] | None = None,
-                       config: LesionConfig = DEFAULT_CONFIG) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+                       config: LesionConfig = DEFAULT_CONFIG,
+                       blue_gray: np.ndarray | None = None) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Every detector's measurements and maps for one lesion (working size).
 
     ``lab``: HxWx3 float32 CIELAB (hair removed); ``mask``: the lesion; ``skin_lab``:
     the surrounding skin's CIELAB; ``fov``: field of view; ``hair``: pixels to ignore;
     ``context``: lesion-level measurements the decisions also use (``LESION_CONTEXT``;
-    missing ones count as 0).
+    missing ones count as 0); ``blue_gray``: the colour map's blue-gray pixels, shown
+    with regression's white areas in its map (their share comes from ``context``).
     """
     if not mask.any():
         raise ValueError("structure_features needs a non-empty lesion mask")
@@ -335,6 +337,8 @@ def structure_features(lab: np.ndarray, mask: np.ndarray, skin_lab, fov: np.ndar
     # regression: whitish scar-like areas plus the blue-gray (peppering) areas of the colour map
     features["regression_fraction"] = features["regression_white_fraction"] + features["lesion_blue_gray_fraction"]
     maps = {"pigment_network": mesh, "dots_globules": dots_map, "streaks": streak_map} | region_maps
+    if blue_gray is not None:
+        maps["regression"] = maps["regression"] | (blue_gray & mask)
     return {k: round(float(v), 5) for k, v in features.items()}, maps
 
 
@@ -400,9 +404,9 @@ def decide_structures(features: dict[str, float], config: LesionConfig = DEFAULT
 
 def structures(lab: np.ndarray, mask: np.ndarray, skin_lab, fov: np.ndarray,
                hair: np.ndarray | None = None, context: dict[str, float] | None = None,
-               config: LesionConfig = DEFAULT_CONFIG) -> Structures:
+               config: LesionConfig = DEFAULT_CONFIG, blue_gray: np.ndarray | None = None) -> Structures:
     """Measure and decide every differential structure of one lesion (working size);
     arguments as for ``structure_features``."""
-    features, maps = structure_features(lab, mask, skin_lab, fov, hair, context, config)
+    features, maps = structure_features(lab, mask, skin_lab, fov, hair, context, config, blue_gray)
     decisions, scores, atypia = decide_structures(features, config)
     return Structures(**decisions, scores=scores, atypia=atypia, features=features, maps=maps)
