@@ -1,6 +1,7 @@
 """Speed of the lesion analysis on 300x300 dermoscopy images (this CPU, no GPU).
 
-Times ``analyze_lesion`` (hair removal + segmentation + features + quality checks),
+Times ``analyze_lesion`` (hair removal + segmentation + features + differential
+structures + quality checks),
 and the same followed by ``make_overlays``, over ``--runs`` calls cycling through
 ``--count`` real 300x300 images from melanoma-10k's test split (READS
 /work/shared/data/melanoma-10k/test unless ``--images`` says otherwise; falls back to
@@ -35,6 +36,7 @@ from melascan.lesion.diameter import diameter
 from melascan.lesion.preprocessing import field_of_view_mask, hair_mask, to_work_size
 from melascan.lesion.quality import quality_codes
 from melascan.lesion.segmentation import outer_contour, rgb_to_lab, ring, segment_work, upscale_mask
+from melascan.lesion.structures import structures
 
 
 def synthetic_lesion(size: int = 300, seed: int = 0) -> np.ndarray:
@@ -100,8 +102,10 @@ def stage_breakdown(images: list[np.ndarray]) -> dict[str, float]:
         border(seg.mask, lab[:, :, 0], seg.contour, a.axes, d.diameter_px / scale, cfg)
         t = tick("B border + D diameter", t)
         skin = ring(seg.mask, 0.05 * min(seg.mask.shape), fov) & ~hair
-        colors(lab, seg.mask & ~hair, skin, cfg)
-        tick("C colours", t)
+        c, _ = colors(lab, seg.mask & ~hair, skin, cfg)
+        t = tick("C colours", t)
+        structures(lab, seg.mask, c.skin_lab, fov, hair, None, cfg)
+        tick("differential structures", t)
     return {k: v / n for k, v in totals.items()}
 
 

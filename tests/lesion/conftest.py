@@ -109,6 +109,63 @@ def vignette(rgb: np.ndarray, radius_frac: float = 0.56) -> tuple[np.ndarray, np
     return out, r < 1.0
 
 
+def _p(v: float) -> int:
+    """A coordinate on the supersampled canvas."""
+    return int(round(v * SS))
+
+
+def network_image(size=300, radius=80, spacing=12, line=2, seed=0) -> np.ndarray:
+    """A light-brown disc with a drawn reticular grid of dark-brown lines (pigment network)."""
+    big = canvas(size)
+    c = size / 2
+    cv2.circle(big, (_p(c), _p(c)), _p(radius), LIGHT_BROWN, -1, lineType=cv2.LINE_AA)
+    inside = np.zeros(big.shape[:2], np.uint8)
+    cv2.circle(inside, (_p(c), _p(c)), _p(radius), 1, -1)
+    lines = np.zeros_like(inside)
+    for x in np.arange(c - radius, c + radius + 1, spacing):
+        cv2.line(lines, (_p(x), 0), (_p(x), big.shape[0]), 1, _p(line))
+        cv2.line(lines, (0, _p(x)), (big.shape[1], _p(x)), 1, _p(line))
+    big[(lines > 0) & (inside > 0)] = DARK_BROWN
+    return finish(big, seed)
+
+
+def dots_image(size=300, radius=80, count=40, dot_radius=2.5, seed=1) -> np.ndarray:
+    """A light-brown disc with dark dots scattered over it (dots/globules)."""
+    big = canvas(size)
+    c = size / 2
+    cv2.circle(big, (_p(c), _p(c)), _p(radius), LIGHT_BROWN, -1, lineType=cv2.LINE_AA)
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        r, t = rng.uniform(0, radius - 15), rng.uniform(0, 2 * np.pi)
+        cv2.circle(big, (_p(c + r * np.cos(t)), _p(c + r * np.sin(t))), _p(dot_radius), (60, 35, 25), -1)
+    return finish(big, seed)
+
+
+def streaks_image(size=300, radius=65, count=28, seed=0) -> np.ndarray:
+    """A dark-brown disc with dark radial lines crossing its border (streaks)."""
+    big = canvas(size)
+    c = size / 2
+    cv2.circle(big, (_p(c), _p(c)), _p(radius), DARK_BROWN, -1, lineType=cv2.LINE_AA)
+    for k in range(count):
+        t = 2 * np.pi * k / count
+        start = (_p(c + (radius - 10) * np.cos(t)), _p(c + (radius - 10) * np.sin(t)))
+        end = (_p(c + (radius + 25) * np.cos(t)), _p(c + (radius + 25) * np.sin(t)))
+        cv2.line(big, start, end, DARK_BROWN, _p(2))
+    return finish(big, seed)
+
+
+VEIL = (120, 135, 160)  # grayish blue, CIELAB about L* 55, b* -15
+
+
+def veil_image(size=300, radius=80, blotch=40, seed=0) -> np.ndarray:
+    """A light-brown disc with a confluent blue-whitish blotch in it (blue-whitish veil)."""
+    big = canvas(size)
+    c = size / 2
+    cv2.circle(big, (_p(c), _p(c)), _p(radius), LIGHT_BROWN, -1, lineType=cv2.LINE_AA)
+    cv2.circle(big, (_p(c + 10), _p(c)), _p(blotch), VEIL, -1, lineType=cv2.LINE_AA)
+    return finish(big, seed)
+
+
 def uniform_skin(size=300, seed=0) -> np.ndarray:
     return finish(canvas(size), seed)
 
@@ -133,6 +190,10 @@ def synth() -> SimpleNamespace:
         half_disc_image=half_disc_image,
         crescent_image=crescent_image,
         two_color_image=two_color_image,
+        network_image=network_image,
+        dots_image=dots_image,
+        streaks_image=streaks_image,
+        veil_image=veil_image,
         add_hair=add_hair,
         vignette=vignette,
         uniform_skin=uniform_skin,

@@ -43,7 +43,7 @@ def test_overlays_have_the_image_shape_and_show_something(synth):
     image = synth.two_color_image()
     a = analyze_lesion(image)
     overlays = make_overlays(image, a)
-    assert set(overlays) == {"contour", "axes", "colors"}
+    assert set(overlays) == {"contour", "axes", "colors", "structures"}
     for kind, out in overlays.items():
         assert out.shape == image.shape and out.dtype == np.uint8, kind
         assert not np.array_equal(out, image), kind

@@ -71,7 +71,7 @@ def test_overlays_dir(folder, tmp_path):
     rc = main(["analyze", str(folder / "IMD002.png"), "--json", "--overlays-dir", str(overlays), "--no-classify"])
     assert rc == 0
     names = sorted(p.name for p in overlays.iterdir())
-    assert names == ["IMD002_axes.png", "IMD002_colors.png", "IMD002_contour.png"]
+    assert names == ["IMD002_axes.png", "IMD002_colors.png", "IMD002_contour.png", "IMD002_structures.png"]
     assert cv2.imread(str(overlays / "IMD002_axes.png")).shape == (300, 300, 3)
 
 
@@ -85,6 +85,7 @@ def test_default_output_is_one_line_per_image(folder, capsys):
     assert main(["analyze", str(folder), "--no-classify"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and "ERROR" in lines[1] and "TDS=" in lines[0]
+    assert "7-point=" in lines[0] and "structures: " in lines[0]
 
 
 def test_single_bad_file_fails_with_a_message(folder, capsys):

@@ -139,9 +139,11 @@ def test_tds_formula_and_bands():
 
 def test_tds_uses_given_structures_count(synth):
     image = synth.disc_image()
-    assumed = analyze_lesion(image).to_dict()
+    measured = analyze_lesion(image)
+    assumed = measured.to_dict()  # D is measured unless a person gives it
     given = analyze_lesion(image, structures_count=4).to_dict()
-    assert assumed["tds_inputs"]["D_source"] == "assumed"
+    assert assumed["tds_inputs"]["D_source"] == "measured"
+    assert assumed["tds_inputs"]["D"] == measured.structures.stolz_d
     assert given["tds_inputs"] == {**assumed["tds_inputs"], "D": 4, "D_source": "given"}
     assert given["tds"] == pytest.approx(assumed["tds"] + 0.5 * (4 - assumed["tds_inputs"]["D"]))
 

@@ -1,11 +1,13 @@
-"""Lesion analysis: hair removal, segmentation, ABCD features, TDS, overlays, quality checks.
+"""Lesion analysis: hair removal, segmentation, ABCD features, differential structures,
+TDS and 7-point score, overlays, quality checks.
 
 Pure functions on numpy arrays (OpenCV, scikit-image, SciPy); no PyTorch. See
 docs/lesion.md for the methods, the thresholds and their validation on PH2.
 
     a = analyze_lesion(rgb, mm_per_px=None)   # -> LesionAnalysis
     a.mask, a.to_dict()
-    make_overlays(rgb, a)                     # -> {"contour", "axes", "colors"} RGB images
+    make_overlays(rgb, a)                     # -> {"contour", "axes", "colors", "structures"} RGB images
+    a.structures.decisions(), a.structures.seven_point, a.tds
     assess_quality(rgb)                       # -> ["blurry", ...]
 """
 
@@ -16,15 +18,19 @@ from melascan.lesion.overlays import make_overlays
 from melascan.lesion.preprocessing import remove_hair
 from melascan.lesion.quality import QUALITY_CODES, assess_quality
 from melascan.lesion.segmentation import Segmentation, segment_lesion
+from melascan.lesion.structures import SEVEN_POINT_CUTOFF, STRUCTURE_NAMES, Structures
 
 __all__ = [
     "COLOR_NAMES",
     "COLOR_PALETTE",
     "DEFAULT_CONFIG",
     "QUALITY_CODES",
+    "SEVEN_POINT_CUTOFF",
+    "STRUCTURE_NAMES",
     "LesionAnalysis",
     "LesionConfig",
     "Segmentation",
+    "Structures",
     "analyze_lesion",
     "assess_quality",
     "make_overlays",

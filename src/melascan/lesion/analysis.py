@@ -5,8 +5,10 @@ which is measured on the mask mapped back to the input size):
 
 1. shrink, find the field of view (dark vignette), remove hair (DullRazor);
 2. segment (``melascan.lesion.segmentation``) and run the quality checks;
-3. if a lesion was found: A (asymmetry), B (border), C (colours), D (diameter) and
-   Stolz's TDS. Without a lesion every feature is ``None``: nothing is guessed.
+3. if a lesion was found: A (asymmetry), B (border), C (colours), D (diameter), the
+   differential structures (``melascan.lesion.structures``), Stolz's TDS with the
+   measured D and the 7-point checklist score. Without a lesion every feature is
+   ``None``: nothing is guessed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from melascan.lesion.asymmetry import Asymmetry, PrincipalAxes, asymmetry
 from melascan.lesion.border import Border, border
-from melascan.lesion.colors import Colors, colors
+from melascan.lesion.colors import COLOR_NAMES, Colors, colors
 from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
 from melascan.lesion.diameter import Diameter, diameter
 from melascan.lesion.preprocessing import (
@@ -28,6 +30,7 @@ from melascan.lesion.preprocessing import (
     to_work_size,
 )
 from melascan.lesion.quality import quality_codes
+from melascan.lesion.structures import SEVEN_POINT_CUTOFF, Structures, structures
 from melascan.lesion.segmentation import (
     Segmentation,
     outer_contour,
@@ -58,6 +61,7 @@ class LesionAnalysis:
     colors: Colors | None = None
     diameter: Diameter | None = None
     tds: TDS | None = None
+    structures: Structures | None = None
     axes: PrincipalAxes | None = None  # in input pixels
     color_map: np.ndarray | None = field(default=None, repr=False)
     scale: float = 1.0
@@ -68,7 +72,7 @@ class LesionAnalysis:
 
     def to_dict(self) -> dict:
         """A JSON-safe summary (no arrays; NaN becomes ``None``)."""
-        a, b, c, d, t = self.asymmetry, self.border, self.colors, self.diameter, self.tds
+        a, b, c, d, t, s = self.asymmetry, self.border, self.colors, self.diameter, self.tds, self.structures
         out = {
             "lesion_found": self.found,
             "asymmetry": a.score if a else None,
@@ -98,6 +102,11 @@ class LesionAnalysis:
             "tds": t.value if t else None,
             "tds_band": t.band if t else None,
             "tds_inputs": t.inputs() if t else None,
+            "structures": s.decisions() if s else None,
+            "structure_scores": dict(s.scores) if s else None,
+            "structure_atypia": dict(s.atypia) if s else None,
+            "seven_point": s.seven_point if s else None,
+            "seven_point_suspicious": (s.seven_point >= SEVEN_POINT_CUTOFF) if s else None,
             "axes": (
                 {
                     "center_xy": [round(self.axes.cx, 2), round(self.axes.cy, 2)],
@@ -142,7 +151,8 @@ def analyze_lesion(
 
     ``mm_per_px``: the image scale, if known, for ``diameter_mm``/``exceeds_6mm``.
     ``structures_count``: Stolz's D (1-5) if someone counted the differential
-    structures; otherwise the documented default is used (see ``melascan.lesion.tds``).
+    structures; otherwise D is measured (``melascan.lesion.structures``) and
+    ``tds_inputs["D_source"]`` is ``"measured"``.
     """
     rgb = check_rgb(rgb)
     if mm_per_px is not None and not (math.isfinite(mm_per_px) and mm_per_px > 0):
@@ -179,8 +189,18 @@ def analyze_lesion(
         skin = fov & ~mask & ~hair
     result.colors, result.color_map = colors(lab_clean, mask & ~hair, skin, config)
 
+    a, fractions = result.asymmetry, result.colors.fractions
+    context = {
+        "lesion_shape_asymmetry": max(a.shape_major, a.shape_minor),
+        "lesion_color_asymmetry_de": max(a.color_major_de, a.color_minor_de),
+        "lesion_colors": result.colors.score,
+        "lesion_blue_gray_fraction": fractions["blue_gray"],
+        "lesion_white_fraction": fractions["white"],
+    }
+    blue_gray = result.color_map == COLOR_NAMES.index("blue_gray") + 1
+    result.structures = structures(lab_clean, mask, result.colors.skin_lab, fov, hair, context, config, blue_gray)
     if structures_count is None:
-        d, source = config.tds_default_structures, "assumed"
+        d, source = result.structures.stolz_d, "measured"
     else:
         d, source = int(structures_count), "given"
     result.tds = tds(result.asymmetry.score, result.border.score, result.colors.score, d, source)

@@ -49,7 +49,7 @@ def add_analyze(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true", help="print JSON to stdout (one object per line for a folder)")
     out.add_argument("--jsonl", metavar="OUT", help="write one JSON object per image and line to OUT")
     parser.add_argument("--masks-dir", metavar="DIR", help="write DIR/<stem>.png lesion masks (255 = lesion)")
-    parser.add_argument("--overlays-dir", metavar="DIR", help="write DIR/<stem>_{contour,axes,colors}.png")
+    parser.add_argument("--overlays-dir", metavar="DIR", help="write DIR/<stem>_{contour,axes,colors,structures}.png")
     parser.add_argument("--mm-per-px", type=_positive_float, metavar="X", help="image scale, for diameter_mm")
     parser.add_argument("--structures", type=_structures, metavar="D",
                         help="Stolz's D (1-5) if counted by a person; default: the documented assumption")  # fmt: skip
@@ -147,6 +147,17 @@ def analyze_file(path: Path, args: argparse.Namespace, classifier, names: Output
     return record
 
 
+def structures_found(structures: dict) -> list[str]:
+    """``["atypical pigment_network", "streaks", ...]``: the structures found, for one line."""
+    found = []
+    for name, value in structures.items():
+        if value is True:
+            found.append(name)
+        elif value not in (False, "absent", None):
+            found.append(f"{value} {name}")
+    return found
+
+
 def summary_line(record: dict) -> str:
     """One human-readable line per image for the default output."""
     if "error" in record:
@@ -161,8 +172,10 @@ def summary_line(record: dict) -> str:
     quality = f"\tquality: {', '.join(les['quality'])}" if les["quality"] else ""
     return (
         f"{record['path']}\tP(melanoma)={prob}\tA={les['asymmetry']} B={les['border']} "
-        f"C={len(les['colors'])} ({', '.join(les['colors'])}) D={diameter}\t"
-        f"TDS={les['tds']:.2f} ({les['tds_band']}){quality}"
+        f"C={len(les['colors'])} ({', '.join(les['colors'])}) diameter={diameter}\t"
+        f"TDS={les['tds']:.2f} ({les['tds_band']}, D={les['tds_inputs']['D']} {les['tds_inputs']['D_source']})\t"
+        f"7-point={les['seven_point']}{' (suspicious)' if les['seven_point_suspicious'] else ''}\t"
+        f"structures: {', '.join(structures_found(les['structures'])) or 'none'}{quality}"
     )
 
 

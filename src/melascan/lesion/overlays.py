@@ -6,6 +6,8 @@
   otherwise in ``AXIS_COLORS["symmetric"]``.
 * ``colors``: each lesion pixel painted with its dermoscopic colour
   (``melascan.lesion.colors.COLOR_PALETTE``, for the legend), the skin dimmed.
+* ``structures``: where each differential structure was found, painted in
+  ``STRUCTURE_PALETTE`` over the dimmed image (only the structures decided present).
 """
 
 from __future__ import annotations
@@ -17,9 +19,18 @@ import numpy as np
 
 from melascan.lesion.analysis import LesionAnalysis
 from melascan.lesion.colors import COLOR_NAMES, COLOR_PALETTE
+from melascan.lesion.structures import STRUCTURE_NAMES
 
 CONTOUR_COLOR = (0, 255, 120)
 AXIS_COLORS = {"asymmetric": (255, 80, 0), "symmetric": (0, 200, 255)}
+#: RGB colour of each differential structure in the ``structures`` overlay (the web app's legend).
+STRUCTURE_PALETTE: dict[str, tuple[int, int, int]] = {
+    "pigment_network": (255, 215, 0),
+    "dots_globules": (0, 230, 255),
+    "streaks": (255, 60, 200),
+    "regression": (255, 255, 255),
+    "blue_whitish_veil": (60, 110, 255),
+}
 
 
 def _thickness(shape: tuple[int, ...]) -> int:
@@ -75,12 +86,31 @@ def draw_colors(rgb: np.ndarray, analysis: LesionAnalysis, alpha: float = 0.7) -
     return draw_contour(out, analysis.mask, color=(255, 255, 255), thickness=max(1, _thickness(rgb.shape) // 2))
 
 
+def draw_structures(rgb: np.ndarray, analysis: LesionAnalysis, alpha: float = 0.8) -> np.ndarray:
+    """Where each differential structure decided present was found (``STRUCTURE_PALETTE``)."""
+    out = (rgb.astype(np.float32) * 0.55).astype(np.uint8)
+    found = analysis.structures
+    if found is None or not analysis.found:
+        return out
+    h, w = rgb.shape[:2]
+    out[analysis.mask] = rgb[analysis.mask]
+    for name in STRUCTURE_NAMES:  # later ones are drawn over earlier ones
+        where = found.maps.get(name)
+        if where is None or name not in found.present() or not where.any():
+            continue
+        big = cv2.resize(where.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        color = np.asarray(STRUCTURE_PALETTE[name], np.float32)
+        out[big] = (alpha * color + (1 - alpha) * rgb[big]).astype(np.uint8)
+    return draw_contour(out, analysis.mask, color=(255, 255, 255), thickness=max(1, _thickness(rgb.shape) // 2))
+
+
 def make_overlays(rgb: np.ndarray, analysis: LesionAnalysis) -> dict[str, np.ndarray]:
-    """``{"contour": rgb, "axes": rgb, "colors": rgb}``, each HxWx3 uint8 like the input."""
+    """``{"contour", "axes", "colors", "structures"}`` RGB images, each HxWx3 uint8 like the input."""
     if rgb.shape[:2] != analysis.mask.shape:
         raise ValueError(f"image {rgb.shape[:2]} and analysis mask {analysis.mask.shape} differ in size")
     return {
         "contour": draw_contour(rgb, analysis.mask),
         "axes": draw_axes(rgb, analysis),
         "colors": draw_colors(rgb, analysis),
+        "structures": draw_structures(rgb, analysis),
     }

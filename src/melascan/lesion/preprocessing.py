@@ -118,7 +118,9 @@ def hair_mask(
     The black-hat (closing minus image) is large where a dark structure narrower than
     the structuring element crosses brighter skin. Its thresholded components are kept
     only when long (``hair_min_length_frac``) and thin (``hair_max_width_frac``), which
-    leaves dots, globules and the lesion itself alone. Pixels outside ``fov`` (the
+    leaves dots, globules and the lesion itself alone, and when they enclose at most
+    ``hair_max_loops`` network-sized holes (crossing hairs make a few loops, mostly
+    large; a mesh of many small ones is a pigment network, which must stay). Pixels outside ``fov`` (the
     field-of-view mask, if given) are never hair.
     """
     side = min(rgb.shape[:2])
@@ -139,9 +141,27 @@ def hair_mask(
     width = stats[:, cv2.CC_STAT_AREA] / np.maximum(length, 1.0)
     keep = (length >= config.hair_min_length_frac * side) & (width <= config.hair_max_width_frac * side)
     keep[0] = False
+    mesh_hole_px = (config.network_max_hole_frac * side) ** 2
+    keep &= enclosed_holes(candidate, labels, n, mesh_hole_px) <= config.hair_max_loops  # a mesh is pigment network
     mask = keep[labels]
     # grow by one pixel so inpainting does not smear the hair's dark fringe
     return cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+
+
+def enclosed_holes(binary: np.ndarray, labels: np.ndarray, n: int, max_area_px: float) -> np.ndarray:
+    """Number of small holes (enclosed background pieces of at most ``max_area_px``) of
+    each of the ``n`` labelled components of ``binary`` (index 0, the background, gets 0).
+    Crossing hairs enclose a few large pieces; a pigment network many small ones."""
+    contours, hierarchy = cv2.findContours(binary.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    holes = np.zeros(n, np.int64)
+    if hierarchy is None:
+        return holes
+    for contour, (_, _, _, parent) in zip(contours, hierarchy[0]):
+        if parent >= 0 and cv2.contourArea(contour) <= max_area_px:  # a small hole of the parent's component
+            x, y = contours[parent][0, 0]
+            holes[labels[y, x]] += 1
+    holes[0] = 0
+    return holes
 
 
 def remove_hair(

@@ -3,13 +3,12 @@
 A asymmetry (0-2), B border (0-8), C colours (1-6), D differential structures (1-5:
 pigment network, structureless areas, branched streaks, dots, globules).
 
-We do not measure differential structures. Unless the caller gives D (for example a
-dermatologist's count), D is ``LesionConfig.tds_default_structures`` = 2: the median
-count of those structures in the PH2 experts' annotations (network, dots/globules,
-streaks, structureless regression or blue-whitish veil; median 2 in every diagnosis
-group except melanoma's 3 -- see docs/lesion.md). A constant D shifts every TDS by
-the same 1.0 and never separates lesions; ``tds_inputs["D_source"]`` says ``assumed``
-so no one mistakes it for a measurement.
+D is measured by ``melascan.lesion.structures`` (``Structures.stolz_d``: pigment
+network, structureless areas -- regression or blue-whitish veil --, streaks, and
+dots/globules, which PH2 labels together and which count once; at least 1), and
+``tds_inputs["D_source"]`` says ``measured``; a caller who counted the structures
+can give D instead (``given``). ``assumed`` remains a valid source for callers of
+``tds()`` that supply a constant.
 
 Bands (Stolz 1994): < 4.75 benign, 4.75-5.45 suspicious, > 5.45 highly suggestive
 of melanoma (``melanoma`` here).
@@ -32,7 +31,7 @@ class TDS:
     b: int
     c: int
     d: int
-    d_source: str  # "assumed" (the configured default) or "given" (by the caller)
+    d_source: str  # "measured" (melascan.lesion.structures), "given" (by the caller) or "assumed"
 
     def inputs(self) -> dict:
         return {"A": self.a, "B": self.b, "C": self.c, "D": self.d, "D_source": self.d_source}

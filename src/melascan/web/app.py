@@ -223,6 +223,7 @@ def _register_template_helpers(app: Flask) -> None:
         advice_key=present.advice_key,
         number=present.number_text,
         feature_rows=lambda lesion: present.feature_rows(lesion, t),
+        structure_rows=lambda lesion: present.structure_rows(lesion, t),
         compare_rows=lambda a, b: present.compare_rows(a.result, b.result, t, a.probability, b.probability),
     )
 

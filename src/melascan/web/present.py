@@ -116,8 +116,8 @@ def feature_rows(lesion: dict[str, Any], t: Translate) -> list[dict[str, str]]:
             if score is None:
                 continue
             value = _fmt(score)
-            assumed = (lesion.get("tds_inputs") or {}).get("D_source", "assumed") == "assumed"
-            explain = t(f"{stem}.explain") if assumed else t(f"{stem}.explain_given")
+            source = (lesion.get("tds_inputs") or {}).get("D_source", "assumed")
+            explain = t(f"{stem}.explain_{source}") if source in ("given", "measured") else t(f"{stem}.explain")
         else:
             score = feature_value(lesion, key)
             if score is None:
@@ -125,6 +125,30 @@ def feature_rows(lesion: dict[str, Any], t: Translate) -> list[dict[str, str]]:
             value = _fmt(score)
             explain = t(f"{stem}.explain")
         rows.append({"key": key, "name": t(f"{stem}.name"), "value": value, "explain": explain})
+    return rows
+
+
+#: Differential structures shown on a result (``lesion["structures"]``), in order.
+STRUCTURE_KEYS = ("pigment_network", "dots_globules", "streaks", "regression", "blue_whitish_veil")
+
+
+def structure_rows(lesion: dict[str, Any], t: Translate) -> list[dict[str, str]]:
+    """``[{"key", "name", "value", "found", "explain"}]`` for the differential structures
+    (empty when they were not measured). ``found`` is ``"yes"``/``"no"`` for styling."""
+    found = lesion.get("structures")
+    if not isinstance(found, dict):
+        return []
+    rows = []
+    for key in STRUCTURE_KEYS:
+        value = found.get(key)
+        if isinstance(value, bool):
+            text, present = t("structure.value.present" if value else "structure.value.absent"), value
+        elif value in ("absent", "typical", "atypical"):
+            text, present = t(f"structure.value.{value}"), value != "absent"
+        else:
+            continue
+        rows.append({"key": key, "name": t(f"structure.{key}.name"), "value": text,
+                     "found": "yes" if present else "no", "explain": t(f"structure.{key}.explain")})
     return rows
 
 

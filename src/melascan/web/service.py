@@ -11,7 +11,7 @@ from melascan.web.analysis import run_analysis, split_images
 from melascan.web.owner import current_owner
 
 #: Image kinds a result may have, in display order.
-IMAGE_KINDS = ("original", "thumbnail", "contour", "heatmap", "axes", "colors")
+IMAGE_KINDS = ("original", "thumbnail", "contour", "heatmap", "axes", "colors", "structures")
 
 
 def analyze_and_store(data: bytes, filename: str, lesion: db.Lesion | None = None) -> db.Analysis:
