@@ -176,7 +176,7 @@ def plot_audit(results: dict[str, AuditResult], path: Path) -> Path:
 
     columns = [(name, r["subset"], r["target"]) for name, res in results.items() for r in res.rows
                if r["cues"] == CUE_SETS[0]]
-    fig, ax = plt.subplots(figsize=(11, 4.2))
+    fig, ax = plt.subplots(figsize=(11, 4.8))
     width = 0.8 / len(columns)
     for j, (name, subset, target) in enumerate(columns):
         values = [next(r["auc"] for r in results[name].rows if (r["cues"], r["subset"], r["target"]) ==
@@ -188,7 +188,7 @@ def plot_audit(results: dict[str, AuditResult], path: Path) -> Path:
     ax.set_ylim(0.4, 1.0)
     ax.set_ylabel("cross-validated ROC-AUC")
     ax.set_title("What trivial cues predict (0.5 = nothing)")
-    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -22,10 +22,12 @@ import numpy as np
 from melascan.errors import ModelError
 
 COLOR_KEYS = ("white", "red", "light_brown", "dark_brown", "blue_gray", "black")
+STRUCTURE_KEYS = ("pigment_network", "dots_globules", "streaks", "regression", "blue_whitish_veil")
 #: Inputs of the fusion model, in order.
 FEATURES = (
     "cnn_logit", "lesion_found", "asymmetry", "border", "n_colors", "compactness", "fractal_dimension",
-    "lesion_area_fraction", *(f"color_{c}" for c in COLOR_KEYS),
+    "lesion_area_fraction", *(f"color_{c}" for c in COLOR_KEYS), "shape_asymmetry", "color_asymmetry_de",
+    "tds", "seven_point", *(f"structure_{k}" for k in STRUCTURE_KEYS),
 )
 
 
@@ -37,6 +39,8 @@ def lesion_inputs(logit: float, lesion: dict | None) -> list[float]:
     size = lesion.get("image_size") or {}
     area = float(size.get("height", 0) * size.get("width", 0)) or nan
     fractions = lesion.get("color_fractions") or {}
+    axes = lesion.get("asymmetry_axes") or {}
+    scores = lesion.get("structure_scores") or {}
 
     def num(value: Any) -> float:
         return nan if value is None else float(value)
@@ -45,6 +49,9 @@ def lesion_inputs(logit: float, lesion: dict | None) -> list[float]:
         float(logit), 1.0, num(lesion.get("asymmetry")), num(lesion.get("border")),
         float(len(lesion.get("colors") or [])), num(lesion.get("compactness")), num(lesion.get("fractal_dimension")),
         num(lesion.get("area_px")) / area, *(num(fractions.get(c, 0.0)) for c in COLOR_KEYS),
+        max(num(axes.get("shape_major")), num(axes.get("shape_minor"))),
+        max(num(axes.get("color_major_de")), num(axes.get("color_minor_de"))),
+        num(lesion.get("tds")), num(lesion.get("seven_point")), *(num(scores.get(k)) for k in STRUCTURE_KEYS),
     ]
 
 

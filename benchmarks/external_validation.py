@@ -1,0 +1,96 @@
+"""In-distribution and out-of-source numbers of model folders, side by side (reads ../shared/data).
+
+    .venv/bin/python benchmarks/external_validation.py --model shipped=src/melascan/assets/model \
+        --model seed_model=OLD_DIR --out docs/external_validation
+
+For each model folder, ``melascan.evaluation.bundle.evaluate_bundle`` scores (torch-free, the card's
+own thresholds, leakage-guarded against the model's training manifest):
+
+* ``seed_test``: the seed split's 900 test images (the split of ``--seed-manifest``);
+* ``official_test``: melanoma-10k's own test folder, reported without the images the model
+  trained or selected on (``without_leaked``);
+* ``ham_test``: every HAM10000 image of the mix's test lesions (``data/mix/eval/ham_test.csv``);
+* ``ph2``: the PH2 images in ``../shared/data/ph2`` (melanoma vs common and atypical nevi).
+
+Writes ``<out>/<model>/<set>/metrics.json`` and ``<out>/summary.md`` (one row per model and set:
+ROC-AUC [95 % CI], sensitivity/specificity/F1 at 0.5, balanced and screening, out-of-scope rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def sets(seed_manifest: Path, ham_csv: Path) -> dict[str, dict]:
+    return {
+        "seed_test": {"csv_file": None, "folder": None, "manifest": seed_manifest},
+        "official_test": {"folder": SHARED / "melanoma-10k" / "test"},
+        "ham_test": {"csv_file": ham_csv},
+        "ph2": {"csv_file": SHARED / "ph2" / "labels.csv"},
+    }
+
+
+def _seed_csv(manifest: Path, out: Path) -> Path:
+    """The seed manifest's test split as a path,label CSV (so every model sees the same 900 images)."""
+    from melascan.data.manifest import read_manifest
+
+    m = read_manifest(manifest)
+    rows = [f"{m.source_root / r.path},{r.label}" for r in m.subset("test")]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("path,label\n" + "\n".join(rows) + "\n")
+    return out
+
+
+def row(model: str, name: str, m: dict) -> str:
+    block = m.get("without_leaked") if name == "official_test" and "without_leaked" in m else m["shipped"]
+    n = block["ranking"]["n"] if "ranking" in block else m["n_images"]
+    r = block["ranking"]
+    ci = r.get("roc_auc_ci") or [float("nan")] * 2
+    cells = [f"{r['roc_auc']:.3f} [{ci[0]:.3f}-{ci[1]:.3f}]"]
+    for op in ("0.5", "balanced", "screening"):
+        t = block["thresholds"][op]
+        cells.append(f"{t['sensitivity']:.3f} / {t['specificity']:.3f} / {t['f1']:.3f}")
+    scope = m.get("scope", {}).get("rejected_rate")
+    cells.append("—" if scope is None else f"{100 * scope:.1f} %")
+    return f"| {model} | {name} | {n} ({r['n_malignant']} mal.) | " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    from melascan.evaluation.bundle import evaluate_bundle
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", required=True, metavar="NAME=DIR")
+    parser.add_argument("--seed-manifest", type=Path, default=Path("data/seed/manifest.csv"))
+    parser.add_argument("--ham-csv", type=Path, default=Path("data/mix/eval/ham_test.csv"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--only", nargs="*", default=None, help="evaluate only these sets")
+    args = parser.parse_args()
+    seed_csv = _seed_csv(args.seed_manifest, args.out / "seed_test.csv")
+    lines = ["| model | set | images | ROC-AUC [95 % CI] | 0.5: sens / spec / F1 | balanced: sens / spec / F1 | "
+             "screening: sens / spec / F1 | out of scope |", "|---" * 8 + "|"]
+    results = {}
+    for item in args.model:
+        name, _, folder = item.partition("=")
+        for set_name, spec in sets(args.seed_manifest, args.ham_csv).items():
+            if args.only and set_name not in args.only:
+                continue
+            out = args.out / name / set_name
+            csv_file = seed_csv if set_name == "seed_test" else spec.get("csv_file")
+            m = evaluate_bundle(folder, out, csv_file=csv_file, folder=spec.get("folder"), name=set_name,
+                                n_bootstrap=args.bootstrap, workers=2)
+            results[(name, set_name)] = m
+            lines.append(row(name, set_name, m))
+            print(lines[-1], flush=True)
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    (args.out / "summary.json").write_text(json.dumps({f"{k[0]}/{k[1]}": {
+        "roc_auc": v["shipped"]["ranking"]["roc_auc"], "leakage": v.get("leakage"), "scope": v.get("scope")}
+        for k, v in results.items()}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
