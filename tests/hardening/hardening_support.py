@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from melascan.web import create_app
+from melascan.web.testing import BrowserClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +38,9 @@ CASES_BY_NAME = {c.name: c for c in CASES}
 
 
 def make_app(instance: Path, **config):
-    return create_app({"INSTANCE_PATH": str(instance), "TESTING": True, "PRELOAD_MODEL": True, **config})
+    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True, "PRELOAD_MODEL": True, **config})
+    app.test_client_class = BrowserClient  # owner cookie, form token and API header, like a browser
+    return app
 
 
 def send_case(client, case, url: str = "/api/v1/analyses"):

@@ -11,6 +11,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from melascan.web import db
 from melascan.web.charts import timeline_svg
 from melascan.web.i18n import t
+from melascan.web.names import LESION_NAME_MAX, clean_name
 from melascan.web.owner import current_owner
 
 bp = Blueprint("history", __name__, url_prefix="/history")
@@ -36,16 +37,13 @@ def assign_lesion(analysis_id: str):
     name = request.form.get("name", "").strip()
     old = row.lesion
     if lesion_id:
-        row.lesion = db.get_lesion(owner, lesion_id) or abort(404, "no such lesion in your history")
-    elif name:
+        row.lesion = db.lock_lesion(owner, lesion_id) or abort(404, "no such lesion in your history")
+    elif clean_name(name, LESION_NAME_MAX):
         row.lesion = db.create_lesion(owner, name)
     else:
         row.lesion = None
-    db.session().flush()
     if old is not None and old is not row.lesion:
-        db.session().refresh(old)
-        if not old.analyses:
-            db.session().delete(old)
+        db.drop_if_empty(old)
     db.session().commit()
     flash(t("flash.saved_to_lesion", name=row.lesion.name) if row.lesion else t("flash.removed_from_lesion"))
     target = request.form.get("next", "")
@@ -93,11 +91,11 @@ def lesion(lesion_id: str):
 
 @bp.post("/lesions/<lesion_id>/rename")
 def rename_lesion(lesion_id: str):
-    item = db.get_lesion(current_owner(), lesion_id) or abort(404)
-    name = request.form.get("name", "").strip()
+    item = db.lock_lesion(current_owner(), lesion_id) or abort(404)
+    name = clean_name(request.form.get("name"), LESION_NAME_MAX)
     if not name:
-        abort(400, "a lesion needs a name")
-    item.name = name[:80]
+        abort(400, "a lesion needs a name (letters or digits, not only spaces or control characters)")
+    item.name = name
     db.session().commit()
     return redirect(url_for("history.lesion", lesion_id=item.id), code=303)
 
