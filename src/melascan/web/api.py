@@ -12,6 +12,7 @@ from flask import Blueprint, abort, jsonify, request, url_for
 from melascan import __version__
 from melascan.web import db
 from melascan.web.openapi import openapi_document
+from melascan.web.limits import analysis_rate_limit
 from melascan.web.owner import current_owner
 from melascan.web.service import analysis_json, analyze_and_store, summary_json
 from melascan.web.uploads import read_upload
@@ -20,6 +21,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.post("/v1/analyses")
+@analysis_rate_limit
 def create_analysis():
     data, filename = read_upload(request)
     lesion = None
@@ -33,10 +35,22 @@ def create_analysis():
     return response
 
 
+#: Entries per page of ``GET /api/v1/analyses`` (``?limit=``, at most ``MAX_PAGE``).
+PAGE = 50
+MAX_PAGE = 200
+
+
 @bp.get("/v1/analyses")
 def list_analyses():
-    rows = db.list_analyses(current_owner())
-    return jsonify({"analyses": [summary_json(r) for r in rows], "count": len(rows)})
+    """One page, newest first: ``?limit=50&offset=0``; ``count`` is the total, ``next`` the next page."""
+    owner = current_owner()
+    limit = min(max(request.args.get("limit", PAGE, type=int), 1), MAX_PAGE)
+    offset = max(request.args.get("offset", 0, type=int), 0)
+    rows = db.list_analyses(owner, limit=limit, offset=offset)
+    total = db.count_analyses(owner)
+    following = url_for("api.list_analyses", limit=limit, offset=offset + limit) if offset + limit < total else None
+    return jsonify({"analyses": [summary_json(r) for r in rows], "count": total, "limit": limit,
+                    "offset": offset, "next": following})
 
 
 @bp.delete("/v1/analyses")

@@ -22,10 +22,11 @@ from flask import Flask, Response, g, jsonify, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from melascan import __version__
 from melascan.errors import ImageError, MelascanError, ModelError
-from melascan.web import csrf, db, owner, present
+from melascan.web import csrf, db, limits, owner, present
 from melascan.web.i18n import LANGUAGE_NAMES, LANGUAGES, catalog, current_language, js_strings, t
 from melascan.web.errors import RequestError
 
@@ -40,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "OWNER_COOKIE_MAX_AGE": 2 * 365 * 24 * 3600,
     "LANG_COOKIE": "melascan_lang",
     "SAMPLES_DIR": None,  # None -> melascan/assets/samples
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-* headers to believe
 }
 
 #: Content-Security-Policy: everything from this origin, nothing inline but images.
@@ -82,7 +84,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'melascan.db'}"
 
+    if app.config["TRUSTED_PROXIES"]:
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     db.init_app(app)
+    limits.init_app(app)
     owner.init_app(app)
     csrf.init_app(app)
     _register_blueprints(app)
@@ -144,6 +150,7 @@ _HTTP_CODES = {
     405: ("method_not_allowed", "this address does not accept that method"),
     413: ("too_large", "the upload is too large"),
     415: ("unsupported_media_type", "unsupported content type"),
+    429: ("rate_limited", "too many requests; try again later"),
     500: ("internal_error", "something went wrong on our side; please try again"),
 }
 
@@ -199,6 +206,9 @@ def _register_error_handlers(app: Flask) -> None:
         code, default = _HTTP_CODES.get(exc.code or 500, ("http_error", exc.name))
         if exc.code == 413:
             default = _too_large_message(app)
+        if exc.code == 429:  # Flask-Limiter's description is the limit, e.g. "60 per 1 minute"
+            return error_response(429, code, f"too many analyses from your address: the limit is "
+                                             f"{exc.description}; wait a little and try again")
         # A view's abort(404, "...") message wins over the generic one.
         message = exc.description if exc.description != type(exc).description else default
         response = app.make_response(error_response(exc.code or 500, code, message))

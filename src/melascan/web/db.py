@@ -164,8 +164,10 @@ def get_analysis(owner: str, analysis_id: str) -> Analysis | None:
     return session().scalar(select(Analysis).where(Analysis.id == analysis_id, Analysis.owner == owner))
 
 
-def list_analyses(owner: str) -> list[Analysis]:
-    stmt = select(Analysis).where(Analysis.owner == owner).order_by(Analysis.created_at.desc())
+def list_analyses(owner: str, limit: int | None = None, offset: int = 0) -> list[Analysis]:
+    """Newest first; ``limit``/``offset`` select one page."""
+    stmt = (select(Analysis).where(Analysis.owner == owner)
+            .order_by(Analysis.created_at.desc(), Analysis.id).limit(limit).offset(offset))
     return list(session().scalars(stmt))
 
 

@@ -17,12 +17,19 @@ from melascan.web.owner import current_owner
 bp = Blueprint("history", __name__, url_prefix="/history")
 
 
+#: Analyses per history page.
+PAGE_SIZE = 50
+
+
 @bp.get("")
 def index():
+    """This browser's analyses, newest first, ``PAGE_SIZE`` per page (``?page=2`` ...)."""
     owner = current_owner()
-    return render_template(
-        "history.html", analyses=db.list_analyses(owner), lesions=db.list_lesions(owner)
-    )
+    pages = max(1, -(-db.count_analyses(owner) // PAGE_SIZE))
+    page = min(max(request.args.get("page", 1, type=int), 1), pages)
+    analyses = db.list_analyses(owner, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    return render_template("history.html", analyses=analyses, lesions=db.list_lesions(owner),
+                           page=page, pages=pages)
 
 
 @bp.post("/<analysis_id>/lesion")
