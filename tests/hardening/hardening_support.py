@@ -38,7 +38,9 @@ CASES_BY_NAME = {c.name: c for c in CASES}
 
 
 def make_app(instance: Path, **config):
-    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True, "PRELOAD_MODEL": True, **config})
+    # The corpus sends far more analyses per minute than a person would: no rate limit here.
+    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True, "PRELOAD_MODEL": True,
+                      "RATELIMIT_ENABLED": False, **config})
     app.test_client_class = BrowserClient  # owner cookie, form token and API header, like a browser
     return app
 
@@ -86,6 +88,17 @@ def db_counts(db_path: Path) -> tuple[int, int, int]:
                      for t in ("analyses", "analysis_images", "lesions"))  # fmt: skip
     finally:
         con.close()
+
+
+def row_counts(app) -> tuple[int, int, int]:
+    """Rows in ``analyses``, ``analysis_images``, ``lesions`` on any backend (SQLAlchemy)."""
+    from sqlalchemy import func, select
+
+    from melascan.web import db
+
+    with app.app_context():
+        return tuple(db.session().scalar(select(func.count()).select_from(m))
+                     for m in (db.Analysis, db.StoredImage, db.Lesion))  # fmt: skip
 
 
 def integrity(db_path: Path) -> str:

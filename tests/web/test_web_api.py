@@ -12,6 +12,12 @@ from sqlalchemy import func, select
 from melascan.web import db
 
 
+@pytest.fixture
+def database_url(any_database):
+    """Every test here runs on SQLite and on a real PostgreSQL."""
+    return any_database
+
+
 def state(app) -> tuple[tuple[int, int, int], set[str]]:
     """Row counts (analyses, images, lesions) and the files in the instance folder."""
     with app.app_context():

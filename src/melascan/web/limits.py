@@ -27,15 +27,12 @@ DEFAULTS = {
     "MAX_ANALYSES_PER_OWNER": 1000,
 }
 
-limiter = Limiter(get_remote_address)
+#: The views that run an analysis: one shared budget per client address.
+ANALYSIS_ENDPOINTS = ("api.create_analysis", "pages.analyze", "pages.analyze_sample")
 
 
 def _analysis_rate() -> str:
     return current_app.config["ANALYSIS_RATE_LIMIT"]
-
-
-#: Decorates every view that runs an analysis (one shared budget per client address).
-analysis_rate_limit = limiter.shared_limit(_analysis_rate, scope="analyses")
 
 
 def check_quota(owner: str) -> None:
@@ -51,6 +48,11 @@ def check_quota(owner: str) -> None:
 
 
 def init_app(app: Flask) -> None:
+    """One limiter per app (its own counters and settings); call after the blueprints."""
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
-    limiter.init_app(app)
+    limiter = Limiter(get_remote_address, app=app)
+    app.extensions["melascan_limiter"] = limiter
+    shared = limiter.shared_limit(_analysis_rate, scope="analyses")
+    for endpoint in ANALYSIS_ENDPOINTS:
+        app.view_functions[endpoint] = shared(app.view_functions[endpoint])

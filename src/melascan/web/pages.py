@@ -19,7 +19,6 @@ from flask import (
 from melascan import __version__
 from melascan.web import db
 from melascan.web.i18n import LANGUAGES
-from melascan.web.limits import analysis_rate_limit
 from melascan.web.owner import current_owner
 from melascan.web.samples import get_sample, list_samples
 from melascan.web.service import analyze_and_store
@@ -60,7 +59,6 @@ def sample_image(slug: str):
 
 
 @bp.post("/samples/<slug>")
-@analysis_rate_limit
 def analyze_sample(slug: str):
     """Analyse a shipped sample as if it had been uploaded, then show the result."""
     sample = get_sample(slug) or abort(404)
@@ -77,7 +75,6 @@ def _lesion_from_form() -> db.Lesion | None:
 
 
 @bp.post("/analyze")
-@analysis_rate_limit
 def analyze():
     """The form upload (works without JavaScript); the page script uses the API instead."""
     data, filename = read_upload(request)
