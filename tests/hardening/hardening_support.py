@@ -7,6 +7,7 @@ folder on ``sys.path`` so that test modules can ``import hardening_support``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -35,6 +36,20 @@ def load_benchmark(name: str):
 hostile = load_benchmark("hostile_corpus")
 CASES = hostile.build_cases()
 CASES_BY_NAME = {c.name: c for c in CASES}
+
+
+@contextlib.contextmanager
+def live_server(instance: Path, workers: int = 1, threads: int = 2, env: dict[str, str] | None = None):
+    """``melascan serve`` on a free port; yields ``(base_url, process)``; stopped on exit."""
+    load = load_benchmark("load_test")
+    port = load.free_port()
+    proc = load.start_server(port, instance, workers, threads, instance.parent / f"server-{port}.log", env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        load.wait_ready(url, proc, workers)
+        yield url, proc
+    finally:
+        load.stop_server(proc)
 
 
 def make_app(instance: Path, **config):

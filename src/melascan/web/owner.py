@@ -73,7 +73,7 @@ def current_owner() -> str:
 
 def init_app(app: Flask) -> None:
     @app.before_request
-    def _refuse_two_owner_cookies() -> None:
+    def _check_owner_cookie() -> None:
         if len(request.cookies.getlist(cookie_name())) > 1:
             raise RequestError(
                 "two_owner_cookies",
@@ -81,6 +81,8 @@ def init_app(app: Flask) -> None:
                 "delete this site's cookies and reload",
                 400,
             )
+        if request.method not in _ISSUING_METHODS and request.routing_exception is None:
+            current_owner()  # refuse a change without a valid cookie before any work
 
     @app.after_request
     def _set_owner_cookie(response: Response) -> Response:

@@ -27,7 +27,10 @@ class UploadError(RequestError):
 
 def clean_filename(name: str | None) -> str:
     """The base name of an uploaded file (no folders, no control characters), at most 255 characters."""
-    name = clean_name(os.path.basename((name or "").replace("\\", "/")), FILENAME_MAX)
+    name = clean_name(os.path.basename((name or "").replace("\\", "/")), 10 * FILENAME_MAX)
+    stem, ext = os.path.splitext(name)
+    if len(name) > FILENAME_MAX:  # shorten the stem, keep the extension
+        name = stem[: FILENAME_MAX - len(ext)] + ext if len(ext) <= 16 else name[:FILENAME_MAX]
     return name or "upload"
 
 
