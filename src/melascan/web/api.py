@@ -1,8 +1,9 @@
 """The JSON API (``/api/v1``) and its OpenAPI 3 document (``/api/openapi.json``).
 
-Same owner model as the pages: the ``melascan_owner`` cookie (keep it in a cookie jar,
-e.g. ``curl -c jar -b jar``). Errors are ``{"error": {"code", "message"}}`` with a 4xx
-status (see ``app.error_response``).
+Same owner model as the pages: the ``melascan_owner`` cookie, issued by a successful GET
+(keep it in a cookie jar, e.g. ``curl -c jar -b jar``). POST and DELETE need the header
+``X-Requested-With`` (``csrf.py``). Errors are ``{"error": {"code", "message"}}`` with a
+4xx status (see ``app.error_response``).
 """
 
 from __future__ import annotations
