@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "LANG_COOKIE": "melascan_lang",
     "SAMPLES_DIR": None,  # None -> melascan/assets/samples
     "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-* headers to believe
+    "SESSION_COOKIE_SAMESITE": "Lax",  # the session holds the forms' CSRF token and flashes
 }
 
 #: Content-Security-Policy: everything from this origin, nothing inline but images.

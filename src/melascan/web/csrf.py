@@ -28,7 +28,7 @@ csrf = CSRFProtect()
 
 
 def _refuse(reason: str) -> RequestError:
-    return RequestError("csrf_failed", f"refused to protect your history: {reason}", 403)
+    return RequestError("csrf_failed", f"refused as a possible cross-site request: {reason}", 403)
 
 
 def check_origin() -> None:
@@ -68,7 +68,7 @@ def init_app(app: Flask) -> None:
     def _csrf_error(exc: CSRFError):
         from melascan.web.app import error_response
 
-        return error_response(403, "csrf_failed", f"refused to protect your history: {exc.description} "
-                                                  "Reload the page and try again.")
+        return error_response(403, "csrf_failed", f"refused as a possible cross-site request: "
+                                                  f"{exc.description} Reload the page and try again.")
 
     app.jinja_env.globals["csrf_field"] = csrf_field

@@ -6,7 +6,7 @@ another browser is a 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 
 from melascan.web import db
 from melascan.web.charts import timeline_svg
@@ -15,6 +15,12 @@ from melascan.web.names import LESION_NAME_MAX, clean_name
 from melascan.web.owner import current_owner
 
 bp = Blueprint("history", __name__, url_prefix="/history")
+
+
+def flash(message: str) -> None:
+    """Flask's ``flash``, but only the latest message is kept: a client that never
+    loads the next page cannot pile messages up in the session cookie."""
+    session["_flashes"] = [("message", message)]
 
 
 #: Analyses per history page.
