@@ -230,6 +230,8 @@ def save_analysis(
         db.commit()
     except IntegrityError:  # SQLite: the lesion went between the check and the insert
         db.rollback()
+        if lesion is None:
+            raise
         raise Conflict(LESION_GONE) from None
     return row
 
