@@ -21,6 +21,7 @@ import secrets
 from flask import Flask, Response, current_app, g, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from melascan.web.csrf import UNSAFE_METHODS
 from melascan.web.errors import RequestError
 
 #: Requests that may receive a new cookie (when they succeed).
@@ -61,7 +62,7 @@ def current_owner() -> str:
     A request that changes something must bring a cookie the server issued.
     """
     token = _token()
-    if g.owner_token_is_new and request.method not in _ISSUING_METHODS:
+    if g.owner_token_is_new and request.method in UNSAFE_METHODS:
         raise RequestError(
             "no_owner",
             "this request carries no MelaScan cookie, so it has no history to change; "
@@ -81,7 +82,7 @@ def init_app(app: Flask) -> None:
                 "delete this site's cookies and reload",
                 400,
             )
-        if request.method not in _ISSUING_METHODS and request.routing_exception is None:
+        if request.method in UNSAFE_METHODS and request.routing_exception is None:
             current_owner()  # refuse a change without a valid cookie before any work
 
     @app.after_request
