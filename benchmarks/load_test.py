@@ -54,6 +54,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from melascan.web.testing import api_session
+
 GOAL_THROUGHPUT = 25.0
 GOAL_P99_MS = 300.0
 GOAL_GROWTH_MB = 50.0
@@ -74,13 +76,15 @@ def free_port() -> int:
 # --- the server --------------------------------------------------------------------------
 
 
-def start_server(port: int, instance: Path, workers: int, threads: int, log_path: Path) -> subprocess.Popen:
-    """``melascan serve`` in its own process group, its output in ``log_path``."""
+def start_server(port: int, instance: Path, workers: int, threads: int, log_path: Path,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``melascan serve`` in its own process group, its output in ``log_path``; ``env``
+    adds variables (e.g. ``MELASCAN_DATABASE_URL``)."""
     cmd = [sys.executable, "-m", "melascan.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers), "--threads", str(threads), "--instance", str(instance)]  # fmt: skip
     log = open(log_path, "wb")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})  # fmt: skip
 
 
 def wait_ready(url: str, proc: subprocess.Popen, workers: int, timeout_s: float = 180.0) -> None:
@@ -221,7 +225,7 @@ def run_load(
     start = time.perf_counter()
 
     def client() -> None:
-        with requests.Session() as session:
+        with api_session(url) as session:  # owner cookie + the API's CSRF header
             while time.monotonic() < deadline:
                 with counter_lock:
                     i = next(counter, None)
@@ -334,7 +338,9 @@ def main() -> int:
           f"server: {args.workers} workers x {args.threads} threads on {url}; "
           f"client: {args.concurrency} threads{f', open loop at {args.rate:g}/s' if args.rate else ', closed loop'}, {args.requests} analyses of {len(images)} sample images", flush=True)  # fmt: skip
 
-    proc = start_server(port, instance, args.workers, args.threads, log_path)
+    # The load test measures throughput: the per-client rate limit would refuse it.
+    proc = start_server(port, instance, args.workers, args.threads, log_path,
+                        env={"MELASCAN_RATELIMIT_ENABLED": "false"})
     try:
         wait_ready(url, proc, args.workers)
         pids = server_pids(proc.pid)

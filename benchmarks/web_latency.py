@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from melascan.web import create_app
+from melascan.web.testing import BrowserClient
 
 
 def main() -> int:
@@ -23,7 +24,8 @@ def main() -> int:
     args = parser.parse_args()
     samples = sorted(Path(str(resources.files("melascan").joinpath("assets", "samples"))).glob("*.jpg"))
     with tempfile.TemporaryDirectory() as instance:
-        app = create_app({"INSTANCE_PATH": instance, "PRELOAD_MODEL": True})
+        app = create_app({"INSTANCE_PATH": instance, "PRELOAD_MODEL": True, "RATELIMIT_ENABLED": False})
+        app.test_client_class = BrowserClient  # owner cookie and the API's CSRF header
         client = app.test_client()
         client.post("/api/v1/analyses", data={"image": (io.BytesIO(samples[0].read_bytes()), samples[0].name)})  # warm-up
         times = []

@@ -84,8 +84,14 @@ def load_rgb(
     *,
     max_pixels: int = MAX_PIXELS,
     min_side_px: int = MIN_SIDE_PX,
+    reduce_to_px: int | None = None,
 ) -> np.ndarray:
-    """Decode ``source`` into an ``HxWx3`` ``uint8`` RGB array or raise ``ImageError``."""
+    """Decode ``source`` into an ``HxWx3`` ``uint8`` RGB array or raise ``ImageError``.
+
+    ``reduce_to_px``: decode a JPEG at the smallest DCT scale (1/2, 1/4, 1/8) whose longer
+    side is still at least this many pixels, so a 40-megapixel photo never exists in
+    memory at full size. Other formats decode at full size (bounded by ``max_pixels``).
+    """
     name = describe(source)
     try:
         with warnings.catch_warnings():
@@ -108,6 +114,9 @@ def load_rgb(
                     f"at least {min_side_px} px"
                 )
             img.seek(0)
+            if reduce_to_px and img.format in ("JPEG", "MPO") and max(width, height) > reduce_to_px:
+                scale = reduce_to_px / max(width, height)
+                img.draft(None, (max(1, round(width * scale)), max(1, round(height * scale))))
             img.load()
             return to_rgb_array(img)
     except ImageError as exc:

@@ -7,6 +7,7 @@ folder on ``sys.path`` so that test modules can ``import hardening_support``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from melascan.web import create_app
+from melascan.web.testing import BrowserClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,8 +38,26 @@ CASES = hostile.build_cases()
 CASES_BY_NAME = {c.name: c for c in CASES}
 
 
+@contextlib.contextmanager
+def live_server(instance: Path, workers: int = 1, threads: int = 2, env: dict[str, str] | None = None):
+    """``melascan serve`` on a free port; yields ``(base_url, process)``; stopped on exit."""
+    load = load_benchmark("load_test")
+    port = load.free_port()
+    proc = load.start_server(port, instance, workers, threads, instance.parent / f"server-{port}.log", env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        load.wait_ready(url, proc, workers)
+        yield url, proc
+    finally:
+        load.stop_server(proc)
+
+
 def make_app(instance: Path, **config):
-    return create_app({"INSTANCE_PATH": str(instance), "TESTING": True, "PRELOAD_MODEL": True, **config})
+    # The corpus sends far more analyses per minute than a person would: no rate limit here.
+    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True, "PRELOAD_MODEL": True,
+                      "RATELIMIT_ENABLED": False, **config})
+    app.test_client_class = BrowserClient  # owner cookie, form token and API header, like a browser
+    return app
 
 
 def send_case(client, case, url: str = "/api/v1/analyses"):
@@ -83,6 +103,17 @@ def db_counts(db_path: Path) -> tuple[int, int, int]:
                      for t in ("analyses", "analysis_images", "lesions"))  # fmt: skip
     finally:
         con.close()
+
+
+def row_counts(app) -> tuple[int, int, int]:
+    """Rows in ``analyses``, ``analysis_images``, ``lesions`` on any backend (SQLAlchemy)."""
+    from sqlalchemy import func, select
+
+    from melascan.web import db
+
+    with app.app_context():
+        return tuple(db.session().scalar(select(func.count()).select_from(m))
+                     for m in (db.Analysis, db.StoredImage, db.Lesion))  # fmt: skip
 
 
 def integrity(db_path: Path) -> str:

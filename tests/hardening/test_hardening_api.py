@@ -13,7 +13,7 @@ import logging
 import math
 
 import pytest
-from hardening_support import CASES, CASES_BY_NAME, assert_clear_error, db_counts, folder_state, make_app, send_case
+from hardening_support import CASES, CASES_BY_NAME, assert_clear_error, folder_state, make_app, row_counts, send_case
 
 REFUSED = [c for c in CASES if not c.accepted]
 ACCEPTED = [c for c in CASES if c.accepted]
@@ -21,9 +21,15 @@ ACCEPTED = [c for c in CASES if c.accepted]
 PAYLOADS = (b"PK\x03\x04", b"<script", b"<?php", b"alert(")
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    return make_app(tmp_path_factory.mktemp("api") / "instance")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def app(request, tmp_path_factory):
+    """The whole corpus runs on SQLite and on a real PostgreSQL (NUL bytes, odd names ...)."""
+    config = {}
+    if request.param == "postgresql":
+        config["DATABASE_URL"] = request.getfixturevalue("postgres").new_database()
+    app = make_app(tmp_path_factory.mktemp("api") / "instance", **config)
+    yield app
+    app.extensions["melascan_db"].kw["bind"].dispose()
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +40,7 @@ def client(app):
 def state(app):
     from pathlib import Path
 
-    instance = Path(app.instance_path)
-    return db_counts(instance / "melascan.db"), folder_state(instance)
+    return row_counts(app), folder_state(Path(app.instance_path))
 
 
 def test_the_corpus_is_big_enough():

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -18,27 +17,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from hardening_support import CASES_BY_NAME, ROOT, db_counts, folder_state, integrity, load_benchmark, post_http
+from hardening_support import CASES_BY_NAME, ROOT, db_counts, folder_state, integrity, live_server, post_http
 
-load = load_benchmark("load_test")
+from melascan.web.testing import api_session
 
 LIVE_REFUSED = ["zero_bytes", "text_as_jpg", "svg_script", "svg_as_png", "png_bomb_50000", "png_bomb_8000_real",
                 "jpeg_truncated_half", "tiny_1x1", "json_body", "raw_image_body", "wrong_field_name"]  # fmt: skip
 LIVE_ACCEPTED = ["traversal_filename", "unicode_filename", "gif_animated", "png_16bit_gray", "jpeg_cmyk",
                  "jpeg_zip_polyglot"]  # fmt: skip
-
-
-@contextlib.contextmanager
-def live_server(instance: Path, workers: int = 1, threads: int = 2):
-    """``melascan serve`` on a free port; yields ``(base_url, process)``; stopped on exit."""
-    port = load.free_port()
-    proc = load.start_server(port, instance, workers, threads, instance.parent / f"server-{port}.log")
-    try:
-        url = f"http://127.0.0.1:{port}"
-        load.wait_ready(url, proc, workers)
-        yield url, proc
-    finally:
-        load.stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +39,7 @@ def test_refused_over_http(server, name):
     url, instance = server
     case = CASES_BY_NAME[name]
     before = db_counts(instance / "melascan.db"), folder_state(instance)
-    with requests.Session() as session:
+    with api_session(url) as session:
         response = post_http(session, url, case)
     assert response.status_code == case.api_status, response.text[:300]
     assert response.json()["error"]["code"] == case.api_code
@@ -66,7 +52,7 @@ def test_oversize_body_over_http(server):
     url, instance = server
     case = CASES_BY_NAME["oversize_body"]
     before = db_counts(instance / "melascan.db")
-    with requests.Session() as session:
+    with api_session(url) as session:
         try:
             response = post_http(session, url, case)
             assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
@@ -79,7 +65,7 @@ def test_oversize_body_over_http(server):
 @pytest.mark.parametrize("name", LIVE_ACCEPTED)
 def test_accepted_over_http(server, name):
     url, _ = server
-    with requests.Session() as session:
+    with api_session(url) as session:
         response = post_http(session, url, CASES_BY_NAME[name])
         assert response.status_code == 201, response.text[:300]
         assert session.get(url + response.json()["links"]["page"], timeout=30).status_code == 200
@@ -109,8 +95,8 @@ def test_sigkill_during_a_burst_of_saves_loses_nothing_acknowledged(tmp_path):
                 acknowledged.append((session, r.json()["id"]))
             i += 1
 
-    sessions = [requests.Session() for _ in range(6)]
     with live_server(instance, workers=2) as (url, proc):
+        sessions = [api_session(url) for _ in range(6)]
         threads = [threading.Thread(target=client, args=(s, k)) for k, s in enumerate(sessions)]
         for t in threads:
             t.start()

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from melascan.web import create_app
+from melascan.web.testing import BrowserClient
 
 
 def lesion_image(size: int = 320, seed: int = 0, radius: float = 0.28, fmt: str = "JPEG") -> bytes:
@@ -60,8 +61,20 @@ def samples_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def app(tmp_path, samples_dir):
-    return create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "TESTING": True, "SAMPLES_DIR": str(samples_dir)})
+def database_url() -> str | None:
+    """SQLite in the instance folder; modules that override it with ``any_database`` run twice."""
+    return None
+
+
+@pytest.fixture
+def app(tmp_path, samples_dir, database_url):
+    config = {"INSTANCE_PATH": str(tmp_path / "instance"), "TESTING": True, "SAMPLES_DIR": str(samples_dir)}
+    if database_url:
+        config["DATABASE_URL"] = database_url
+    app = create_app(config)
+    app.test_client_class = BrowserClient  # owner cookie, form token and API header, like a browser
+    yield app
+    app.extensions["melascan_db"].kw["bind"].dispose()
 
 
 @pytest.fixture

@@ -12,6 +12,12 @@ from sqlalchemy import func, select
 from melascan.web import db
 
 
+@pytest.fixture
+def database_url(any_database):
+    """Every test here runs on SQLite and on a real PostgreSQL."""
+    return any_database
+
+
 def state(app) -> tuple[tuple[int, int, int], set[str]]:
     """Row counts (analyses, images, lesions) and the files in the instance folder."""
     with app.app_context():
@@ -96,7 +102,8 @@ def test_forged_or_malformed_owner_cookie_gets_a_fresh_token(app, upload, lesion
     forged.set_cookie("melascan_owner", "not-a-token")
     response = forged.get(f"/api/v1/analyses/{aid}")
     assert response.status_code == 404
-    assert "melascan_owner=" in response.headers["Set-Cookie"]
+    assert "Set-Cookie" not in response.headers  # an error never issues a cookie (F1)
+    assert "melascan_owner=" in forged.get("/main").headers["Set-Cookie"]
 
 
 # --- bad uploads: a clear 4xx, nothing stored --------------------------------------------

@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from itsdangerous import URLSafeSerializer
 from werkzeug.exceptions import InternalServerError
 
 from melascan.web import create_app
@@ -167,8 +168,9 @@ def test_keys_built_from_codes_exist():
 def test_owner_cookie_is_httponly_samesite_and_unguessable(client):
     cookie = client.get("/main").headers["Set-Cookie"]
     assert cookie.startswith("melascan_owner=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
-    token = cookie.split(";")[0].split("=", 1)[1]
-    assert len(token) == 43
+    value = cookie.split(";")[0].split("=", 1)[1]
+    token = URLSafeSerializer(client.application.config["SECRET_KEY"], salt="melascan.owner").loads(value)
+    assert len(token) == 43  # secrets.token_urlsafe(32), signed by the server
     # a second request with the cookie does not get a new one
     assert "melascan_owner" not in client.get("/main").headers.get("Set-Cookie", "")
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 from markupsafe import escape
 
 from melascan.web.i18n import translate as _translate
+
+
+@pytest.fixture
+def database_url(any_database):
+    """Every test here runs on SQLite and on a real PostgreSQL."""
+    return any_database
 
 
 def translate(key: str, lang: str) -> str:

@@ -35,8 +35,11 @@ def test_serve_starts_and_answers(tmp_path, mode):
     port = free_port()
     cmd = [sys.executable, "-m", "melascan.cli", "serve", "--port", str(port), "--instance", str(tmp_path / "inst")]
     cmd += ["--dev"] if mode == "dev" else ["--workers", "1", "--threads", "2"]
+    home = tmp_path / "home"  # where gunicorn >= 24 would put its machine-wide control socket
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**env, "PYTHONUNBUFFERED": "1", "HOME": str(home)})
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -51,6 +54,7 @@ def test_serve_starts_and_answers(tmp_path, mode):
         page = requests.get(f"http://127.0.0.1:{port}/main", timeout=10)
         assert page.status_code == 200 and "melascan_owner" in page.cookies
         assert (tmp_path / "inst" / "melascan.db").is_file() and (tmp_path / "inst" / "secret_key").is_file()
+        assert not (home / ".gunicorn" / "gunicorn.ctl").exists(), "gunicorn opened a shared control socket"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

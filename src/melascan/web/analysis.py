@@ -32,6 +32,8 @@ SCHEMA = "melascan.analysis/1"
 #: Lesion analysis and CAM run on a copy whose longer side is at most this many pixels.
 ANALYSIS_MAX_SIDE_PX = 1024
 THUMBNAIL_SIDE_PX = 256
+#: Large JPEGs are decoded at a reduced scale, at least this many pixels on the longer side.
+DECODE_MIN_SIDE_PX = 2048
 
 LEVELS = ("low", "moderate", "high")
 #: The level reported when image-quality problems keep the app from judging a lesion.
@@ -310,7 +312,7 @@ def decode_upload(image_bytes: bytes, filename: str) -> np.ndarray:
         raise ImageError(f"{filename}: the file is empty (0 bytes)")
     source = io.BytesIO(image_bytes)
     source.name = filename
-    return load_rgb(source)
+    return load_rgb(source, reduce_to_px=DECODE_MIN_SIDE_PX)
 
 
 def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = None) -> dict[str, Any]:
@@ -342,14 +344,15 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
                            str(card.get("status")), in_scope=prediction.in_scope)
 
     fmt = source_format(image_bytes)
+    # Stored compactly: the original at the analysed size, overlays as JPEG (~10x smaller than PNG).
     images = {
-        "original": encode(rgb, "JPEG", 95) if fmt in ("JPEG", "MPO") else encode(rgb, "PNG"),
+        "original": encode(work, "JPEG", 90),
         "thumbnail": encode(shrink(rgb, THUMBNAIL_SIDE_PX), "JPEG", 85),
     }
     if risk["level"] != OUT_OF_SCOPE:  # no outline or heatmap drawn on something that is not a lesion
-        images["heatmap"] = encode(heatmap_overlay(work, cam))
+        images["heatmap"] = encode(heatmap_overlay(work, cam), "JPEG", 85)
         for kind, overlay in make_overlays(work, lesion).items():
-            images[kind] = encode(overlay)
+            images[kind] = encode(overlay, "JPEG", 85)
 
     return {
         "schema": SCHEMA,

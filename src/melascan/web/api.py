@@ -1,8 +1,9 @@
 """The JSON API (``/api/v1``) and its OpenAPI 3 document (``/api/openapi.json``).
 
-Same owner model as the pages: the ``melascan_owner`` cookie (keep it in a cookie jar,
-e.g. ``curl -c jar -b jar``). Errors are ``{"error": {"code", "message"}}`` with a 4xx
-status (see ``app.error_response``).
+Same owner model as the pages: the ``melascan_owner`` cookie, issued by a successful GET
+(keep it in a cookie jar, e.g. ``curl -c jar -b jar``). POST and DELETE need the header
+``X-Requested-With`` (``csrf.py``). Errors are ``{"error": {"code", "message"}}`` with a
+4xx status (see ``app.error_response``).
 """
 
 from __future__ import annotations
@@ -33,10 +34,22 @@ def create_analysis():
     return response
 
 
+#: Entries per page of ``GET /api/v1/analyses`` (``?limit=``, at most ``MAX_PAGE``).
+PAGE = 50
+MAX_PAGE = 200
+
+
 @bp.get("/v1/analyses")
 def list_analyses():
-    rows = db.list_analyses(current_owner())
-    return jsonify({"analyses": [summary_json(r) for r in rows], "count": len(rows)})
+    """One page, newest first: ``?limit=50&offset=0``; ``count`` is the total, ``next`` the next page."""
+    owner = current_owner()
+    limit = min(max(request.args.get("limit", PAGE, type=int), 1), MAX_PAGE)
+    offset = max(request.args.get("offset", 0, type=int), 0)
+    rows = db.list_analyses(owner, limit=limit, offset=offset)
+    total = db.count_analyses(owner)
+    following = url_for("api.list_analyses", limit=limit, offset=offset + limit) if offset + limit < total else None
+    return jsonify({"analyses": [summary_json(r) for r in rows], "count": total, "limit": limit,
+                    "offset": offset, "next": following})
 
 
 @bp.delete("/v1/analyses")

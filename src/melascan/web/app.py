@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request, url_for
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from melascan import __version__
 from melascan.errors import ImageError, MelascanError, ModelError
-from melascan.web import db, owner, present
+from melascan.web import csrf, db, limits, owner, present
 from melascan.web.i18n import LANGUAGE_NAMES, LANGUAGES, catalog, current_language, js_strings, t
-from melascan.web.uploads import UploadError
+from melascan.web.errors import RequestError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "OWNER_COOKIE_MAX_AGE": 2 * 365 * 24 * 3600,
     "LANG_COOKIE": "melascan_lang",
     "SAMPLES_DIR": None,  # None -> melascan/assets/samples
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-* headers to believe
+    "SESSION_COOKIE_SAMESITE": "Lax",  # the session holds the forms' CSRF token and flashes
 }
 
 #: Content-Security-Policy: everything from this origin, nothing inline but images.
@@ -81,9 +85,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'melascan.db'}"
 
+    if app.config["TRUSTED_PROXIES"]:
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     db.init_app(app)
     owner.init_app(app)
+    csrf.init_app(app)
     _register_blueprints(app)
+    limits.init_app(app)
     _register_error_handlers(app)
     _register_template_helpers(app)
     _register_headers(app)
@@ -130,19 +139,37 @@ STORAGE_MESSAGE = (
     "nothing was changed; please try again later"
 )
 
+#: Shown when a concurrent request changed or deleted what this one was changing (409).
+CONFLICT_MESSAGE = (
+    "another tab or device changed or deleted this entry at the same time; "
+    "nothing was changed by this request: reload the page and try again"
+)
+
 _HTTP_CODES = {
     400: ("bad_request", "the request could not be understood"),
     404: ("not_found", "nothing here (or it belongs to another browser)"),
     405: ("method_not_allowed", "this address does not accept that method"),
     413: ("too_large", "the upload is too large"),
     415: ("unsupported_media_type", "unsupported content type"),
+    429: ("rate_limited", "too many requests; try again later"),
     500: ("internal_error", "something went wrong on our side; please try again"),
 }
 
 
+def _too_large_message(app: Flask) -> str:
+    """Which limit a 413 hit: the body size, or the form's part count / field size."""
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None or request.content_length > limit:
+        return f"the upload is larger than the {limit / (1024 * 1024):.0f} MB limit"
+    return (
+        f"the form has more than {request.max_form_parts} parts or a text field larger than "
+        f"{request.max_form_memory_size // 1024} KB; send one image in the field 'image'"
+    )
+
+
 def _register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(UploadError)
-    def _upload_error(exc: UploadError):
+    @app.errorhandler(RequestError)
+    def _request_error(exc: RequestError):
         return error_response(exc.status, exc.code, str(exc))
 
     @app.errorhandler(ImageError)
@@ -167,12 +194,22 @@ def _register_error_handlers(app: Flask) -> None:
         response.headers["Retry-After"] = "30"
         return response
 
+    @app.errorhandler(IntegrityError)
+    @app.errorhandler(StaleDataError)
+    def _race(exc: Exception):
+        # Another request deleted or changed the same rows between our read and write.
+        db.session().rollback()
+        log.info("conflict on %s %s: %s", request.method, request.path, exc)
+        return error_response(409, "conflict", CONFLICT_MESSAGE)
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code, default = _HTTP_CODES.get(exc.code or 500, ("http_error", exc.name))
         if exc.code == 413:
-            limit = app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
-            default = f"the upload is larger than the {limit:.0f} MB limit"
+            default = _too_large_message(app)
+        if exc.code == 429:  # Flask-Limiter's description is the limit, e.g. "60 per 1 minute"
+            return error_response(429, code, f"too many analyses from your address: the limit is "
+                                             f"{exc.description}; wait a little and try again")
         # A view's abort(404, "...") message wins over the generic one.
         message = exc.description if exc.description != type(exc).description else default
         response = app.make_response(error_response(exc.code or 500, code, message))

@@ -69,6 +69,12 @@ def run_serve(args: argparse.Namespace) -> int:
             self.cfg.set("timeout", args.timeout)
             self.cfg.set("accesslog", "-")
             self.cfg.set("preload_app", False)  # each worker builds its own app and model
+            # Slow clients: gunicorn's threads block on a request being read; put nginx in
+            # front (deploy/nginx-melascan.conf, docs/web.md) when the port is public.
+            if "control_socket_disable" in self.cfg.settings:
+                # gunicorn >= 24 would open one ~/.gunicorn/gunicorn.ctl for every instance
+                # on the machine: no runtime control socket.
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return create_app(_config(args))

@@ -16,10 +16,20 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from flask import Flask, current_app, g
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, LargeBinary, String, create_engine, event, select
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, LargeBinary, String, create_engine, event, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+from melascan.web.errors import Conflict
+from melascan.web.names import LESION_NAME_MAX, clean_name
+
+#: Told when a lesion disappears under an upload (deleted by a concurrent request).
+LESION_GONE = (
+    "the lesion was deleted (by another tab or device) while this photo was being analysed; "
+    "nothing was saved: upload the photo again"
+)
 
 
 def new_id() -> str:
@@ -154,8 +164,10 @@ def get_analysis(owner: str, analysis_id: str) -> Analysis | None:
     return session().scalar(select(Analysis).where(Analysis.id == analysis_id, Analysis.owner == owner))
 
 
-def list_analyses(owner: str) -> list[Analysis]:
-    stmt = select(Analysis).where(Analysis.owner == owner).order_by(Analysis.created_at.desc())
+def list_analyses(owner: str, limit: int | None = None, offset: int = 0) -> list[Analysis]:
+    """Newest first; ``limit``/``offset`` select one page."""
+    stmt = (select(Analysis).where(Analysis.owner == owner)
+            .order_by(Analysis.created_at.desc(), Analysis.id).limit(limit).offset(offset))
     return list(session().scalars(stmt))
 
 
@@ -177,6 +189,18 @@ def get_image(owner: str, analysis_id: str, kind: str) -> StoredImage | None:
     return session().scalar(stmt)
 
 
+def count_analyses(owner: str) -> int:
+    return session().scalar(select(func.count()).select_from(Analysis).where(Analysis.owner == owner)) or 0
+
+
+def lock_lesion(owner: str, lesion_id: str) -> Lesion | None:
+    """The lesion, locked until commit (``SELECT ... FOR UPDATE``; SQLite serialises
+    writers itself), so that an upload into it and the deletion of its last analysis
+    cannot interleave."""
+    stmt = select(Lesion).where(Lesion.id == lesion_id, Lesion.owner == owner).with_for_update()
+    return session().scalar(stmt.execution_options(populate_existing=True))
+
+
 def save_analysis(
     owner: str,
     filename: str,
@@ -184,8 +208,14 @@ def save_analysis(
     images: dict[str, tuple[str, bytes]],
     lesion: Lesion | None = None,
 ) -> Analysis:
-    """Store one analysis and its images (``kind -> (mime, bytes)``) and commit."""
+    """Store one analysis and its images (``kind -> (mime, bytes)``) and commit.
+
+    ``Conflict`` (nothing stored) if ``lesion`` was deleted meanwhile.
+    """
     db = session()
+    if lesion is not None and lock_lesion(owner, lesion.id) is None:
+        db.rollback()
+        raise Conflict(LESION_GONE)
     row = Analysis(
         owner=owner,
         filename=filename[:255],
@@ -196,20 +226,36 @@ def save_analysis(
         images=[StoredImage(kind=k, mime=m, data=d) for k, (m, d) in images.items()],
     )
     db.add(row)
-    db.commit()
+    try:
+        db.commit()
+    except IntegrityError:  # SQLite: the lesion went between the check and the insert
+        db.rollback()
+        if lesion is None:
+            raise
+        raise Conflict(LESION_GONE) from None
     return row
+
+
+def drop_if_empty(lesion: Lesion) -> None:
+    """Delete ``lesion`` (locked first) if no analysis is left in it; the caller commits."""
+    db = session()
+    if lock_lesion(lesion.owner, lesion.id) is None:
+        return
+    db.flush()
+    left = db.scalar(select(func.count()).select_from(Analysis).where(Analysis.lesion_id == lesion.id))
+    if not left:
+        db.delete(lesion)
 
 
 def delete_analysis(row: Analysis) -> None:
     """Delete one analysis with its images; a lesion left without analyses goes too."""
     db = session()
     lesion = row.lesion
-    db.delete(row)
-    db.flush()
     if lesion is not None:
-        db.refresh(lesion)
-        if not lesion.analyses:
-            db.delete(lesion)
+        lock_lesion(lesion.owner, lesion.id)  # before the row: same lock order as uploads
+    db.delete(row)
+    if lesion is not None:
+        drop_if_empty(lesion)
     db.commit()
 
 
@@ -226,7 +272,7 @@ def delete_all(owner: str) -> int:
 
 
 def create_lesion(owner: str, name: str) -> Lesion:
-    lesion = Lesion(owner=owner, name=name.strip()[:80])
+    lesion = Lesion(owner=owner, name=clean_name(name, LESION_NAME_MAX))
     session().add(lesion)
     session().flush()
     return lesion

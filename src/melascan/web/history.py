@@ -6,22 +6,36 @@ another browser is a 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 
 from melascan.web import db
 from melascan.web.charts import timeline_svg
 from melascan.web.i18n import t
+from melascan.web.names import LESION_NAME_MAX, clean_name
 from melascan.web.owner import current_owner
 
 bp = Blueprint("history", __name__, url_prefix="/history")
 
 
+def flash(message: str) -> None:
+    """Flask's ``flash``, but only the latest message is kept: a client that never
+    loads the next page cannot pile messages up in the session cookie."""
+    session["_flashes"] = [("message", message)]
+
+
+#: Analyses per history page.
+PAGE_SIZE = 50
+
+
 @bp.get("")
 def index():
+    """This browser's analyses, newest first, ``PAGE_SIZE`` per page (``?page=2`` ...)."""
     owner = current_owner()
-    return render_template(
-        "history.html", analyses=db.list_analyses(owner), lesions=db.list_lesions(owner)
-    )
+    pages = max(1, -(-db.count_analyses(owner) // PAGE_SIZE))
+    page = min(max(request.args.get("page", 1, type=int), 1), pages)
+    analyses = db.list_analyses(owner, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    return render_template("history.html", analyses=analyses, lesions=db.list_lesions(owner),
+                           page=page, pages=pages)
 
 
 @bp.post("/<analysis_id>/lesion")
@@ -36,16 +50,13 @@ def assign_lesion(analysis_id: str):
     name = request.form.get("name", "").strip()
     old = row.lesion
     if lesion_id:
-        row.lesion = db.get_lesion(owner, lesion_id) or abort(404, "no such lesion in your history")
-    elif name:
+        row.lesion = db.lock_lesion(owner, lesion_id) or abort(404, "no such lesion in your history")
+    elif clean_name(name, LESION_NAME_MAX):
         row.lesion = db.create_lesion(owner, name)
     else:
         row.lesion = None
-    db.session().flush()
     if old is not None and old is not row.lesion:
-        db.session().refresh(old)
-        if not old.analyses:
-            db.session().delete(old)
+        db.drop_if_empty(old)
     db.session().commit()
     flash(t("flash.saved_to_lesion", name=row.lesion.name) if row.lesion else t("flash.removed_from_lesion"))
     target = request.form.get("next", "")
@@ -93,11 +104,11 @@ def lesion(lesion_id: str):
 
 @bp.post("/lesions/<lesion_id>/rename")
 def rename_lesion(lesion_id: str):
-    item = db.get_lesion(current_owner(), lesion_id) or abort(404)
-    name = request.form.get("name", "").strip()
+    item = db.lock_lesion(current_owner(), lesion_id) or abort(404)
+    name = clean_name(request.form.get("name"), LESION_NAME_MAX)
     if not name:
-        abort(400, "a lesion needs a name")
-    item.name = name[:80]
+        abort(400, "a lesion needs a name (letters or digits, not only spaces or control characters)")
+    item.name = name
     db.session().commit()
     return redirect(url_for("history.lesion", lesion_id=item.id), code=303)
 

@@ -18,6 +18,14 @@ def _json(description: str, schema: str) -> dict[str, Any]:
 
 ID_PARAM = {"name": "analysis_id", "in": "path", "required": True, "schema": {"type": "string"}}
 NOT_FOUND = _error("no such analysis in this browser's history")
+#: Every request that changes something carries it (CSRF guard; any value).
+CSRF_HEADER = {"name": "X-Requested-With", "in": "header", "required": True, "schema": {"type": "string"},
+               "example": "curl", "description": "any value; refused with 403 csrf_failed without it"}
+#: What every change may also get.
+CHANGE_ERRORS = {
+    "403": _error("no owner cookie yet (no_owner), or a cross-site request / missing X-Requested-With (csrf_failed)"),
+    "409": _error("changed or deleted by a concurrent request; nothing was changed"),
+}
 
 _NUMBER_OR_NULL = {"type": "number", "nullable": True}
 
@@ -30,8 +38,9 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": (
                 "Melanoma screening support (not a diagnosis). Analyses belong to the anonymous "
-                "browser token in the `melascan_owner` cookie, set by the first response: keep "
-                "cookies between calls (e.g. `curl -c jar -b jar`). Errors are "
+                "browser token in the `melascan_owner` cookie, set by the first successful GET "
+                "(e.g. `/api/v1/health`): keep cookies between calls (`curl -c jar -b jar`). "
+                "POST and DELETE need the header `X-Requested-With` (any value). Errors are "
                 "`{\"error\": {\"code\", \"message\"}}`."
             ),
             "license": {"name": "MIT"},
@@ -123,7 +132,10 @@ def openapi_document() -> dict[str, Any]:
                 "AnalysisList": {
                     "type": "object",
                     "properties": {
-                        "count": {"type": "integer"},
+                        "count": {"type": "integer", "description": "all analyses of this browser"},
+                        "limit": {"type": "integer"},
+                        "offset": {"type": "integer"},
+                        "next": {"type": "string", "nullable": True, "description": "URL of the next page"},
                         "analyses": {"type": "array", "items": {"$ref": "#/components/schemas/AnalysisSummary"}},
                     },
                 },
@@ -139,6 +151,7 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Analyse an image and store it in this browser's history",
                     "operationId": "createAnalysis",
+                    "parameters": [CSRF_HEADER],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -163,20 +176,29 @@ def openapi_document() -> dict[str, Any]:
                         "201": _json("the analysis", "Analysis"),
                         "400": _error("missing field, empty file, bad extension, unreadable/too large/too small image"),
                         "404": _error("lesion_id not in this browser's history"),
-                        "413": _error("request body larger than the limit (15 MB by default)"),
+                        "413": _error("request body larger than the limit (15 MB by default), too many form "
+                                      "parts, or the history is full (quota_exceeded)"),
                         "415": _error("the body is not multipart/form-data"),
+                        "429": _error("more analyses from this address than the rate limit (rate_limited; Retry-After)"),
+                        **CHANGE_ERRORS,
                         "503": _error("the model could not be loaded, or the history database is locked, read-only or full"),
                     },
                 },
                 "get": {
-                    "summary": "This browser's analyses, newest first",
+                    "summary": "This browser's analyses, newest first, one page at a time",
                     "operationId": "listAnalyses",
+                    "parameters": [
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                    ],
                     "responses": {"200": _json("the list", "AnalysisList")},
                 },
                 "delete": {
                     "summary": "Delete every analysis and lesion of this browser",
                     "operationId": "deleteAllAnalyses",
+                    "parameters": [CSRF_HEADER],
                     "responses": {
+                        **CHANGE_ERRORS,
                         "200": {
                             "description": "how many analyses were deleted",
                             "content": {"application/json": {"schema": {"type": "object", "properties": {"deleted": {"type": "integer"}}}}},
@@ -194,7 +216,8 @@ def openapi_document() -> dict[str, Any]:
                 "delete": {
                     "summary": "Delete one analysis and its images",
                     "operationId": "deleteAnalysis",
-                    "responses": {"204": {"description": "deleted"}, "404": NOT_FOUND},
+                    "parameters": [CSRF_HEADER],
+                    "responses": {"204": {"description": "deleted"}, "404": NOT_FOUND, **CHANGE_ERRORS},
                 },
             },
             "/api/v1/health": {

@@ -93,8 +93,23 @@ def result(analysis_id: str):
 def image(analysis_id: str, kind: str):
     stored = db.get_image(current_owner(), analysis_id, kind) or abort(404)
     response = Response(stored.data, mimetype=stored.mime)
-    response.headers["Cache-Control"] = "private, max-age=3600"
+    # no-store: a deleted image must not stay readable from the browser's cache.
+    response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _is_local_path(target: str) -> bool:
+    """A path on this site: no scheme or host (no open redirect), no control characters
+    (CR/LF would inject headers)."""
+    if not target.startswith("/") or target[1:2] in ("/", "\\"):  # //host and /\host
+        return False
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return False
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return False
+    return not (parts.scheme or parts.netloc)
 
 
 @bp.get("/lang/<code>")
@@ -102,11 +117,8 @@ def set_language(code: str):
     """The language toggle: remember the choice in a cookie and go back."""
     if code not in LANGUAGES:
         abort(404)
-    target = request.args.get("next") or url_for("pages.main")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        target = url_for("pages.main")  # only same-site paths: no open redirect
-    response = redirect(target)
+    target = request.args.get("next", "")
+    response = redirect(target if _is_local_path(target) else url_for("pages.main"))
     response.set_cookie(
         current_app.config["LANG_COOKIE"], code, max_age=365 * 24 * 3600, samesite="Lax",
         secure=request.is_secure,

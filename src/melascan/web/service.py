@@ -8,6 +8,7 @@ from flask import current_app, url_for
 
 from melascan.web import db
 from melascan.web.analysis import run_analysis, split_images
+from melascan.web.limits import check_quota
 from melascan.web.owner import current_owner
 
 #: Image kinds a result may have, in display order.
@@ -19,9 +20,11 @@ def analyze_and_store(data: bytes, filename: str, lesion: db.Lesion | None = Non
 
     Raises before anything is stored if the image or the model is unusable.
     """
+    owner = current_owner()
+    check_quota(owner)
     result = run_analysis(data, filename, model_path=current_app.config["MODEL_PATH"])
     json_part, images = split_images(result)
-    return db.save_analysis(current_owner(), filename, json_part, images, lesion)
+    return db.save_analysis(owner, filename, json_part, images, lesion)
 
 
 def analysis_json(row: db.Analysis) -> dict[str, Any]:

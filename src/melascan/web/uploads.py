@@ -12,7 +12,8 @@ import os
 
 from flask import Request
 
-from melascan.errors import MelascanError
+from melascan.web.errors import RequestError
+from melascan.web.names import FILENAME_MAX, clean_name
 
 #: File extensions accepted from the file picker / API (lower case, with the dot).
 #: A name without an extension is accepted (the content decides).
@@ -20,19 +21,17 @@ ALLOWED_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".tif",
 FIELD = "image"
 
 
-class UploadError(MelascanError):
+class UploadError(RequestError):
     """A request that does not carry a usable image file."""
-
-    def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.status = status
 
 
 def clean_filename(name: str | None) -> str:
-    """The base name of an uploaded file (no folders), at most 255 characters."""
-    name = os.path.basename((name or "").replace("\\", "/")).strip()
-    return (name or "upload")[:255]
+    """The base name of an uploaded file (no folders, no control characters), at most 255 characters."""
+    name = clean_name(os.path.basename((name or "").replace("\\", "/")), 10 * FILENAME_MAX)
+    stem, ext = os.path.splitext(name)
+    if len(name) > FILENAME_MAX:  # shorten the stem, keep the extension
+        name = stem[: FILENAME_MAX - len(ext)] + ext if len(ext) <= 16 else name[:FILENAME_MAX]
+    return name or "upload"
 
 
 def read_upload(request: Request, field: str = FIELD) -> tuple[bytes, str]:

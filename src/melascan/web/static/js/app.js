@@ -113,7 +113,7 @@
       button.disabled = true;
       progress.hidden = false;
       fetch(form.getAttribute("data-api"), {
-        method: "POST", body: body, credentials: "same-origin", headers: { "Accept": "application/json" }
+        method: "POST", body: body, credentials: "same-origin", headers: { "Accept": "application/json", "X-Requested-With": "fetch" }
       }).then(function (response) {
         return response.json().catch(function () { return {}; }).then(function (data) {
           if (response.status === 201 && data.links) {
