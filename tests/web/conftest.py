@@ -1,4 +1,4 @@
-"""Shared fixtures for the web tests: a fresh app per test, synthetic images, samples."""
+"""Shared fixtures for the web tests: a fresh app per test, images made from the committed samples."""
 
 from __future__ import annotations
 
@@ -8,29 +8,32 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
 from melascan.web import create_app
 from melascan.web.testing import BrowserClient
 
 
+SAMPLES = sorted((Path(__file__).resolve().parents[2] / "src" / "melascan" / "assets" / "samples").glob("*.jpg"))
+
+
 def lesion_image(size: int = 320, seed: int = 0, radius: float = 0.28, fmt: str = "JPEG") -> bytes:
-    """A dermoscopy-like synthetic image: an irregular brown spot on textured skin."""
+    """A real dermoscopy image: one of the committed samples (``seed`` picks it), turned by a
+    multiple of 90 degrees, possibly mirrored, cropped and slightly brightened by ``seed``, so
+    each seed gives other bytes. A larger ``radius`` (0.28 = as taken) crops tighter, so the spot
+    fills more of the picture. Real photos, because the model's out-of-scope detector (rightly)
+    refuses drawn cartoons of lesions."""
     rng = np.random.default_rng(seed)
-    skin = np.array([222, 178, 158], np.float32)
-    base = np.clip(skin + rng.normal(0, 6, (size, size, 3)), 0, 255).astype(np.uint8)
-    img = Image.fromarray(base)
-    draw = ImageDraw.Draw(img)
-    c = size / 2
-    r = radius * size
-    points = []
-    for k in range(24):  # an irregular outline
-        angle = 2 * np.pi * k / 24
-        rr = r * (1 + 0.18 * np.sin(3 * angle + seed) + 0.08 * rng.standard_normal())
-        points.append((c + rr * np.cos(angle), c + 0.85 * rr * np.sin(angle)))
-    draw.polygon(points, fill=(118, 74, 52))
-    draw.ellipse([c - r * 0.45, c - r * 0.35, c + r * 0.3, c + r * 0.4], fill=(62, 38, 28))
-    img = img.filter(ImageFilter.GaussianBlur(2))
+    img = Image.open(SAMPLES[seed % len(SAMPLES)]).convert("RGB")
+    img = img.rotate(90 * int(rng.integers(4)), expand=True)
+    if rng.random() < 0.5:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    w, h = img.size
+    keep = min(1.0, 0.28 / radius) * rng.uniform(0.9, 1.0)
+    cw, ch = int(w * keep), int(h * keep)
+    left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    img = img.crop((left, top, left + cw, top + ch)).resize((size, size), Image.Resampling.LANCZOS)
+    img = Image.fromarray(np.clip(np.asarray(img, np.float32) * rng.uniform(0.95, 1.05), 0, 255).astype(np.uint8))
     out = io.BytesIO()
     img.save(out, fmt, **({"quality": 92} if fmt == "JPEG" else {}))
     return out.getvalue()

@@ -69,7 +69,7 @@ class Prediction:
     temperature: float
     cam: np.ndarray | None = field(default=None, repr=False, compare=False)  # HxW in [0, 1]
     in_scope: bool | None = None  # None: the model has no scope detector
-    scope_score: float | None = None  # ~1 typical training image; > the card's threshold: out of scope
+    scope_score: float | None = None  # distance from the training images; > the card's threshold: out of scope
     network_probability: float | None = None  # the network alone, when ``probability`` is fused
     fused: bool = False  # probability from the network + lesion measurements model
 
@@ -215,6 +215,9 @@ class Classifier:
             )
         if "logits" not in outputs or "features" not in outputs:
             raise ModelError(f"{self.onnx_path}: expected outputs 'logits' and 'features'")
+        if self.scope is not None and outputs.get("embedding", [None, None])[1] != self.scope.mean.shape[0]:
+            raise ModelError(f"{self.onnx_path}: the scope detector needs an 'embedding' output of "
+                             f"{self.scope.mean.shape[0]} channels")
         if outputs["features"][1] != self.weight.shape[1]:
             raise ModelError(
                 f"{self.onnx_path}: {outputs['features'][1]} feature channels but the head "
@@ -245,6 +248,10 @@ class Classifier:
         return preprocess.normalize(pixels, self.mean, self.std)
 
     # --------------------------------------------------------------- inference
+    def outputs(self, batch: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
+        """The named ONNX outputs (``logits``, ``features``, ``embedding``) for a ``(N, 3, S, S)`` batch."""
+        return self.session.run(list(names), {self.card["input"]["name"]: np.ascontiguousarray(batch, np.float32)})
+
     def run(self, batch: np.ndarray, *, with_features: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw model: ``(N, 3, S, S)`` float32 -> ``(logits (N, 2), features (N, C, h, w) | None)``."""
         names = ["logits", "features"] if with_features else ["logits"]
@@ -252,13 +259,13 @@ class Classifier:
         return out[0], (out[1] if with_features else None)
 
     def prediction_from_logits(self, logits: np.ndarray, cam: np.ndarray | None = None,
-                               features: np.ndarray | None = None) -> Prediction:
+                               embedding: np.ndarray | None = None) -> Prediction:
         """The network's ``Prediction`` from one image's raw logits (2,): temperature and thresholds
-        applied; with ``features`` (C, h, w) and a scope detector, ``in_scope`` too. No fusion."""
+        applied; with the ``embedding`` output (E,) and a scope detector, ``in_scope`` too. No fusion."""
         probability = float(calibrated_probability(logits, self.temperature))
         score = None
-        if self.scope is not None and features is not None:
-            score = float(self.scope.scores(features[None])[0])
+        if self.scope is not None and embedding is not None:
+            score = float(self.scope.scores(embedding[None])[0])
         return Prediction(
             probability=probability,
             logits=(float(logits[0]), float(logits[1])),
@@ -288,12 +295,13 @@ class Classifier:
         """Predictions for decoded ``uint8`` RGB arrays, one forward pass: network, scope, CAM
         (at each image's size, or ``cam_shape`` (h, w)) and (when the model has one) fusion
         with ``lesions`` (computed here when not given)."""
-        need_features = with_cam or self.scope is not None
-        logits, features = self.predict_arrays(rgbs, with_features=need_features)
+        names = ["logits"] + (["features"] if with_cam else []) + (["embedding"] if self.scope is not None else [])
+        out_arrays = dict(zip(names, self.outputs(np.stack([self.prepare(rgb) for rgb in rgbs]), names)))
         out = []
         for i, rgb in enumerate(rgbs):
-            cam = self._cam(features[i], *(cam_shape or rgb.shape[:2])) if with_cam else None
-            prediction = self.prediction_from_logits(logits[i], cam, features[i] if need_features else None)
+            cam = self._cam(out_arrays["features"][i], *(cam_shape or rgb.shape[:2])) if with_cam else None
+            embedding = out_arrays["embedding"][i] if self.scope is not None else None
+            prediction = self.prediction_from_logits(out_arrays["logits"][i], cam, embedding)
             if self.fusion is not None:
                 lesion = lesions[i] if lesions is not None else self.lesion_measurements(rgb)
                 prediction = self.fuse(prediction, lesion)

@@ -3,11 +3,13 @@
 This is the only ``melascan.inference`` module that imports torch; the runtime
 (``melascan.inference.classifier``) never imports it. Import this module lazily.
 
-The exported graph has one input and two outputs::
+The exported graph has one input and three outputs::
 
-    input    (N, 3, S, S) float32, normalised as the card says
-    logits   (N, 2)       benign, malignant
-    features (N, C, h, w) the last feature map, before global pooling (for CAM)
+    input     (N, 3, S, S) float32, normalised as the card says
+    logits    (N, 2)       benign, malignant
+    features  (N, C, h, w) the last feature map, before global pooling (for CAM)
+    embedding (N, E)       global average of a mid-level stage (two thirds of the way through
+                           the network's stages), for the out-of-scope detector
 
 After export, onnxruntime runs the file on a few random inputs and the largest
 absolute difference to PyTorch is recorded (and must stay under a tolerance).
@@ -35,24 +37,34 @@ DEFAULT_OPSET = 18
 #: The embedded model must stay small enough for the repository and a quick app start.
 DEFAULT_MAX_SIZE_MB = 25.0
 INPUT_NAME = "input"
-OUTPUT_NAMES = ("logits", "features")
+OUTPUT_NAMES = ("logits", "features", "embedding")
+
+
+def embedding_stage(n_stages: int) -> int:
+    """The intermediate stage whose pooled output is the embedding: two thirds of the way."""
+    return (2 * n_stages) // 3
 
 
 class LogitsAndFeatures(torch.nn.Module):
-    """Wrap a timm model so that one forward pass returns ``(logits, features)``."""
+    """Wrap a timm model so that one forward pass returns ``(logits, features, embedding)``."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
-        if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
+        if not all(hasattr(model, m) for m in ("forward_intermediates", "forward_head")):
             raise ModelError(
                 f"cannot export {type(model).__name__}: it needs timm's "
-                "forward_features/forward_head methods"
+                "forward_intermediates/forward_head methods"
             )
         self.model = model
+        with torch.no_grad():
+            was_training = model.training
+            self.n_stages = len(model.eval().forward_intermediates(torch.zeros(1, 3, 64, 64))[1])
+            model.train(was_training)
+        self.stage = embedding_stage(self.n_stages)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.model.forward_features(x)
-        return self.model.forward_head(features), features
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features, stages = self.model.forward_intermediates(x)
+        return self.model.forward_head(features), features, stages[self.stage].mean(dim=(2, 3))
 
 
 @dataclass
@@ -67,6 +79,8 @@ class ExportCheck:
     max_abs_diff_logits: float
     max_abs_diff_features: float
     feature_shape: list[int]  # C, h, w
+    embedding_size: int
+    embedding_stage: list[int]  # [stage index, number of stages]
     size_bytes: int
     sha256: str
     torch_version: str
@@ -164,7 +178,7 @@ def export_onnx(
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(2, 3, image_size, image_size, generator=generator)
     with torch.no_grad():
-        logits, features = wrapper(example)
+        logits, features, embedding = wrapper(example)
     if logits.ndim != 2 or logits.shape[1] != 2 or features.ndim != 4:
         raise ModelError(
             f"expected logits (N, 2) and features (N, C, h, w), got {tuple(logits.shape)} "
@@ -186,10 +200,11 @@ def export_onnx(
     for n in check_batch_sizes:
         x = torch.randn(n, 3, image_size, image_size, generator=generator)
         with torch.no_grad():
-            ref_logits, ref_features = (t.numpy() for t in wrapper(x))
-        got_logits, got_features = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
+            ref_logits, ref_features, ref_embedding = (t.numpy() for t in wrapper(x))
+        got_logits, got_features, got_embedding = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
         diff_logits = max(diff_logits, float(np.abs(got_logits - ref_logits).max()))
-        diff_features = max(diff_features, float(np.abs(got_features - ref_features).max()))
+        diff_features = max(diff_features, float(np.abs(got_features - ref_features).max()),
+                            float(np.abs(got_embedding - ref_embedding).max()))
         scale = max(scale, float(np.abs(ref_logits).max()))
     if not diff_logits <= tolerance * scale:
         raise ModelError(
@@ -206,6 +221,8 @@ def export_onnx(
         max_abs_diff_logits=diff_logits,
         max_abs_diff_features=diff_features,
         feature_shape=[int(d) for d in features.shape[1:]],
+        embedding_size=int(embedding.shape[1]),
+        embedding_stage=[wrapper.stage, wrapper.n_stages],
         size_bytes=size_bytes,
         sha256=model_card.file_sha256(out_path),
         torch_version=torch.__version__,
@@ -217,7 +234,7 @@ def _cam_consistency(model: torch.nn.Module, weight: np.ndarray, bias: np.ndarra
     """Max |logits - (mean_hw(features) @ W.T + b)|: 0 (to rounding) when CAM is exact."""
     x = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        logits, features = LogitsAndFeatures(model).eval()(x)
+        logits, features, _ = LogitsAndFeatures(model).eval()(x)
     pooled = features.mean(dim=(2, 3)).numpy()
     return float(np.abs(pooled @ weight.T + bias - logits.numpy()).max())
 
@@ -304,6 +321,9 @@ def export_bundle(
         "outputs": {
             "logits": ["N", 2],
             "features": ["N", *check.feature_shape],
+            "embedding": ["N", check.embedding_size],
+            "embedding_from": f"global average of intermediate stage {check.embedding_stage[0]} of "
+                              f"{check.embedding_stage[1]} (0-based; melascan.inference.export.embedding_stage)",
         },
         "calibration": {
             "temperature": float(calibration["temperature"]),

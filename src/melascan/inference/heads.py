@@ -29,7 +29,7 @@ from melascan.imageio import load_rgb
 from melascan.inference import card as model_card
 from melascan.inference import fusion as fusion_mod
 from melascan.inference.classifier import Classifier
-from melascan.inference.scope import fit_scope, pooled
+from melascan.inference.scope import DEFAULT_PASS_RATE, fit_scope
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ CV_FOLDS = 5
 
 def run_bundle(clf: Classifier, paths: list[Path], *, lesions: bool, batch_size: int = 32,
                progress: bool = False) -> dict:
-    """Network logits (N, 2), pooled features (N, C) and (``lesions``) lesion dicts for image files;
+    """Network logits (N, 2), embeddings (N, E) and (``lesions``) lesion dicts for image files;
     ``ok`` marks the images that could be decoded."""
     from tqdm import tqdm
 
@@ -54,12 +54,12 @@ def run_bundle(clf: Classifier, paths: list[Path], *, lesions: bool, batch_size:
                 ok.append(False)
         if not rgbs:
             continue
-        z, f = clf.predict_arrays(rgbs, with_features=True)
+        z, e = clf.outputs(np.stack([clf.prepare(rgb) for rgb in rgbs]), ["logits", "embedding"])
         logits.append(z)
-        feats.append(pooled(f))
+        feats.append(e)
         if lesions:
             lesion_dicts += [clf.lesion_measurements(rgb) for rgb in rgbs]
-    return {"logits": np.concatenate(logits).astype(np.float64), "features": np.concatenate(feats),
+    return {"logits": np.concatenate(logits).astype(np.float64), "embedding": np.concatenate(feats),
             "lesions": lesion_dicts, "ok": np.array(ok)}
 
 
@@ -125,17 +125,18 @@ def fit_heads(model_dir: str | Path, manifest: Manifest, *, scope: bool = True, 
         train_records = _sample_train(manifest, train_images, seed)
         train = run_bundle(clf, [manifest.source_root / r.path for r in train_records], lesions=False,
                            progress=progress)
-        detector = fit_scope(train["features"], val["features"])
+        detector = fit_scope(train["embedding"], val["embedding"])
         name = f"{Path(card['files']['onnx']['name']).stem}_scope.npz"
         detector.save(model_dir / name)
         card["files"] = {**card["files"], "scope": model_card.file_entry(model_dir / name)}
         card["scope"] = {
-            "method": "PCA-Mahalanobis + residual distance of the pooled network features "
-                      f"({detector.components.shape[0]} components; melascan.inference.scope)",
+            "method": "Mahalanobis distance (Ledoit-Wolf shrinkage) of the standardised mid-level embedding "
+                      f"({detector.mean.shape[0]} channels; melascan.inference.scope)",
             "threshold": detector.threshold,
             "fitted_on": f"{int(train['ok'].sum())} training images (seed {seed}, stratified by source)",
-            "threshold_from": "99th percentile of the validation images' scores",
-            "val_pass_rate": float(np.mean(detector.in_scope(val["features"]))),
+            "threshold_from": (f"{100 * DEFAULT_PASS_RATE:g}th percentile of the validation images' scores"
+                               if DEFAULT_PASS_RATE < 1 else "the largest validation image score"),
+            "val_pass_rate": float(np.mean(detector.in_scope(val["embedding"]))),
         }
         report["scope"] = card["scope"]
     network_logit = val["logits"][:, 1] - val["logits"][:, 0]
