@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--only", nargs="*", default=None, help="evaluate only these sets")
+    parser.add_argument("--write-card", metavar="NAME",
+                        help="store NAME's results in its model card (external_validation) and rewrite model_card.md")
     args = parser.parse_args()
     seed_csv = _seed_csv(args.seed_manifest, args.out / "seed_test.csv")
     lines = ["| model | set | images | ROC-AUC [95 % CI] | 0.5: sens / spec / F1 | balanced: sens / spec / F1 | "
@@ -87,6 +89,24 @@ def main() -> None:
             lines.append(row(name, set_name, m))
             print(lines[-1], flush=True)
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    if args.write_card:
+        from melascan.inference import card as model_card
+
+        folder = dict(item.partition("=")[::2] for item in args.model)[args.write_card]
+        card = model_card.load_card(folder)
+        card["external_validation"] = {
+            "command": "python benchmarks/external_validation.py " + " ".join(f"--model {m}" for m in args.model)
+                       + f" --out {args.out} --write-card {args.write_card}",
+            "table": [line for line in lines[2:] if line.startswith(f"| {args.write_card} |")],
+            "sets": {k[1]: {"n": v["n_images"], "roc_auc": v["shipped"]["ranking"]["roc_auc"],
+                            "roc_auc_ci": v["shipped"]["ranking"].get("roc_auc_ci"),
+                            "thresholds": {op: {m: t[m] for m in ("threshold", "sensitivity", "specificity", "f1")}
+                                           for op, t in v["shipped"]["thresholds"].items()},
+                            "out_of_scope_rate": (v.get("scope") or {}).get("rejected_rate"),
+                            "without_leaked_roc_auc": (v.get("without_leaked") or {}).get("ranking", {}).get("roc_auc")}
+                     for k, v in results.items() if k[0] == args.write_card},
+        }
+        model_card.write_card(card, folder)
     (args.out / "summary.json").write_text(json.dumps({f"{k[0]}/{k[1]}": {
         "roc_auc": v["shipped"]["ranking"]["roc_auc"], "leakage": v.get("leakage"), "scope": v.get("scope")}
         for k, v in results.items()}, indent=2) + "\n")

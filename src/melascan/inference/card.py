@@ -273,6 +273,12 @@ def card_markdown(card: dict) -> str:
         lines += _metrics_table(metrics) + [""]
     else:
         lines += ["No evaluation outputs were found for this model: no metrics are reported.", ""]
+    external = card.get("external_validation")
+    if external:
+        lines += ["## External validation (what ships: fusion, scope and thresholds as in this card)", "",
+                  "| model | set | images | ROC-AUC [95 % CI] | 0.5: sens / spec / F1 | balanced: sens / spec / F1 | "
+                  "screening: sens / spec / F1 | out of scope |", "|---" * 8 + "|", *external.get("table", []), "",
+                  f"`{external.get('command')}`", ""]
     if card.get("notes"):
         lines += ["## Notes", "", card["notes"], ""]
     return "\n".join(lines)

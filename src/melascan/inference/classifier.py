@@ -37,7 +37,7 @@ from melascan.errors import ImageError, ModelError
 from melascan.inference import card as model_card
 from melascan.inference import fusion as fusion_mod
 from melascan.inference.cam import cam_to_image, class_activation_map
-from melascan.inference.scope import ScopeModel
+from melascan.inference.scope import ScopeModel, colour_statistics
 
 #: Threads for one inference (``intra_op_num_threads``). On the 2-core target a second
 #: thread did not lower batch-1 latency and cut batched throughput (docs/inference.md),
@@ -215,9 +215,9 @@ class Classifier:
             )
         if "logits" not in outputs or "features" not in outputs:
             raise ModelError(f"{self.onnx_path}: expected outputs 'logits' and 'features'")
-        if self.scope is not None and outputs.get("embedding", [None, None])[1] != self.scope.mean.shape[0]:
+        if self.scope is not None and outputs.get("embedding", [None, None])[1] != self.scope.embedding_size:
             raise ModelError(f"{self.onnx_path}: the scope detector needs an 'embedding' output of "
-                             f"{self.scope.mean.shape[0]} channels")
+                             f"{self.scope.embedding_size} channels")
         if outputs["features"][1] != self.weight.shape[1]:
             raise ModelError(
                 f"{self.onnx_path}: {outputs['features'][1]} feature channels but the head "
@@ -259,13 +259,15 @@ class Classifier:
         return out[0], (out[1] if with_features else None)
 
     def prediction_from_logits(self, logits: np.ndarray, cam: np.ndarray | None = None,
-                               embedding: np.ndarray | None = None) -> Prediction:
+                               scope_inputs: tuple[np.ndarray, np.ndarray] | None = None) -> Prediction:
         """The network's ``Prediction`` from one image's raw logits (2,): temperature and thresholds
-        applied; with the ``embedding`` output (E,) and a scope detector, ``in_scope`` too. No fusion."""
+        applied; with ``scope_inputs`` (the ``embedding`` output and ``colour_statistics`` of the
+        image) and a scope detector, ``in_scope`` too. No fusion."""
         probability = float(calibrated_probability(logits, self.temperature))
         score = None
-        if self.scope is not None and embedding is not None:
-            score = float(self.scope.scores(embedding[None])[0])
+        if self.scope is not None and scope_inputs is not None:
+            embedding, colour = scope_inputs
+            score = float(self.scope.scores(embedding[None], colour[None])[0])
         return Prediction(
             probability=probability,
             logits=(float(logits[0]), float(logits[1])),
@@ -300,8 +302,8 @@ class Classifier:
         out = []
         for i, rgb in enumerate(rgbs):
             cam = self._cam(out_arrays["features"][i], *(cam_shape or rgb.shape[:2])) if with_cam else None
-            embedding = out_arrays["embedding"][i] if self.scope is not None else None
-            prediction = self.prediction_from_logits(out_arrays["logits"][i], cam, embedding)
+            scope_inputs = (out_arrays["embedding"][i], colour_statistics(rgb)) if self.scope is not None else None
+            prediction = self.prediction_from_logits(out_arrays["logits"][i], cam, scope_inputs)
             if self.fusion is not None:
                 lesion = lesions[i] if lesions is not None else self.lesion_measurements(rgb)
                 prediction = self.fuse(prediction, lesion)

@@ -29,7 +29,7 @@ from melascan.imageio import load_rgb
 from melascan.inference import card as model_card
 from melascan.inference import fusion as fusion_mod
 from melascan.inference.classifier import Classifier
-from melascan.inference.scope import DEFAULT_PASS_RATE, fit_scope
+from melascan.inference.scope import DEFAULT_PASS_RATE, colour_statistics, fit_scope
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def run_bundle(clf: Classifier, paths: list[Path], *, lesions: bool, batch_size:
     ``ok`` marks the images that could be decoded."""
     from tqdm import tqdm
 
-    logits, feats, lesion_dicts, ok = [], [], [], []
+    logits, feats, colours, lesion_dicts, ok = [], [], [], [], []
     for start in tqdm(range(0, len(paths), batch_size), disable=not progress, desc="bundle", unit="batch"):
         rgbs = []
         for path in paths[start : start + batch_size]:
@@ -57,9 +57,11 @@ def run_bundle(clf: Classifier, paths: list[Path], *, lesions: bool, batch_size:
         z, e = clf.outputs(np.stack([clf.prepare(rgb) for rgb in rgbs]), ["logits", "embedding"])
         logits.append(z)
         feats.append(e)
+        colours += [colour_statistics(rgb) for rgb in rgbs]
         if lesions:
             lesion_dicts += [clf.lesion_measurements(rgb) for rgb in rgbs]
     return {"logits": np.concatenate(logits).astype(np.float64), "embedding": np.concatenate(feats),
+            "colour": np.array(colours),
             "lesions": lesion_dicts, "ok": np.array(ok)}
 
 
@@ -125,18 +127,20 @@ def fit_heads(model_dir: str | Path, manifest: Manifest, *, scope: bool = True, 
         train_records = _sample_train(manifest, train_images, seed)
         train = run_bundle(clf, [manifest.source_root / r.path for r in train_records], lesions=False,
                            progress=progress)
-        detector = fit_scope(train["embedding"], val["embedding"])
+        detector = fit_scope(train["embedding"], val["embedding"], train["colour"], val["colour"])
         name = f"{Path(card['files']['onnx']['name']).stem}_scope.npz"
         detector.save(model_dir / name)
         card["files"] = {**card["files"], "scope": model_card.file_entry(model_dir / name)}
         card["scope"] = {
-            "method": "Mahalanobis distance (Ledoit-Wolf shrinkage) of the standardised mid-level embedding "
-                      f"({detector.mean.shape[0]} channels; melascan.inference.scope)",
+            "method": "Mahalanobis distances (Ledoit-Wolf shrinkage) of the standardised mid-level embedding "
+                      f"({detector.embedding_size} channels) and of 26 colour/edge statistics, each over its "
+                      "threshold; the larger ratio must be <= 1 (melascan.inference.scope)",
             "threshold": detector.threshold,
+            "part_thresholds": {"network": detector.network.threshold, "colour": detector.colour.threshold},
             "fitted_on": f"{int(train['ok'].sum())} training images (seed {seed}, stratified by source)",
             "threshold_from": (f"{100 * DEFAULT_PASS_RATE:g}th percentile of the validation images' scores"
                                if DEFAULT_PASS_RATE < 1 else "the largest validation image score"),
-            "val_pass_rate": float(np.mean(detector.in_scope(val["embedding"]))),
+            "val_pass_rate": float(np.mean(detector.in_scope(val["embedding"], val["colour"]))),
         }
         report["scope"] = card["scope"]
     network_logit = val["logits"][:, 1] - val["logits"][:, 0]
