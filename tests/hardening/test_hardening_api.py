@@ -66,7 +66,8 @@ def test_accepted_cases_are_analysed(app, client, case, caplog):
     data = response.get_json()
     probability = data["classification"]["probability"]
     assert math.isfinite(probability) and 0.0 <= probability <= 1.0
-    assert data["risk"]["level"] in {"low", "moderate", "high", "unknown"}
+    assert data["risk"]["level"] in {"low", "moderate", "high", "unknown", "out_of_scope"}
+    assert (data["risk"]["level"] == "out_of_scope") == (data["classification"]["in_scope"] is False)
     assert "/" not in data["filename"] and "\\" not in data["filename"] and len(data["filename"]) <= 255
     original = client.get(data["links"]["images"]["original"])
     assert original.status_code == 200 and original.mimetype in ("image/jpeg", "image/png")
