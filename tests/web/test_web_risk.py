@@ -144,3 +144,21 @@ def test_out_of_scope_image_gets_no_level_whatever_the_probability(p, band):
     assert risk["blocking_warnings"] == ["out_of_scope"]
     assert "retake" in en("result.headline.out_of_scope")
     assert risk_assessment(p, THRESHOLDS, band, [], in_scope=True)["level"] != "out_of_scope"
+
+
+def test_a_fused_model_shows_only_numbers_measured_on_what_ships():
+    card = {"calibration": {"thresholds": {"balanced": 0.3, "screening": 0.15}},
+            "fusion": {"thresholds": {"balanced": 0.11, "screening": 0.06}},
+            "metrics": {"test": {"thresholds": {"balanced": {"sensitivity": 0.9, "specificity": 0.8}}}}}
+    points = operating_points(card)
+    assert [(p["name"], p["threshold"], p["sensitivity"]) for p in points] == [("screening", 0.06, None),
+                                                                              ("balanced", 0.11, None)]
+    card["external_validation"] = {"sets": {
+        "ph2": {"n": 100, "thresholds": {"balanced": {"threshold": 0.11, "sensitivity": 1.0, "specificity": 0.33},
+                                         "screening": {"threshold": 0.06, "sensitivity": 1.0, "specificity": 0.15}}},
+        "ham_test": {"n": 1400, "thresholds": {"balanced": {"threshold": 0.11, "sensitivity": 0.96, "specificity": 0.66},
+                                               "screening": {"threshold": 0.06, "sensitivity": 0.97, "specificity": 0.56}}}}}
+    points = operating_points(card)
+    assert [(p["name"], p["set"].split(" ")[0], p["specificity"]) for p in points] == [
+        ("screening", "HAM10000", 0.56), ("screening", "PH2", 0.15), ("balanced", "HAM10000", 0.66), ("balanced", "PH2", 0.33)]
+    assert all(p["threshold"] in (0.06, 0.11) for p in points)

@@ -136,6 +136,8 @@ def operating_points(card: dict) -> list[dict[str, Any]]:
     ``set`` (the evaluated set); the metrics are ``None`` when the card has none (an
     untrained or unevaluated model).
     """
+    if card.get("fusion"):  # the shown probability is fused: only numbers measured on what ships count
+        return _shipped_points(card)
     thresholds = card["calibration"]["thresholds"]
     metrics = card.get("metrics") or {}
     # Prefer the held-out test set, then validation, then whatever set is reported.
@@ -160,6 +162,31 @@ def operating_points(card: dict) -> list[dict[str, Any]]:
                 )
                 break
         points.append(point)
+    return points
+
+
+#: Sets of ``card["external_validation"]`` shown to people, in this order, with readable names.
+SHIPPED_SETS = {"ham_test": "HAM10000 test lesions", "ph2": "PH2 (another clinic and dermatoscope)",
+                "seed_test": "seed test split (melanoma-10k)"}
+
+
+def _shipped_points(card: dict) -> list[dict[str, Any]]:
+    """Operating points of a fused model: its fusion thresholds, with the sensitivity and specificity
+    ``benchmarks/external_validation.py`` measured on each set (none when it was not run)."""
+    thresholds = card["fusion"]["thresholds"]
+    sets = (card.get("external_validation") or {}).get("sets") or {}
+    points = []
+    for name in ("screening", "balanced"):
+        blank = {"name": name, "threshold": float(thresholds[name]), "sensitivity": None, "specificity": None,
+                 "sensitivity_ci": None, "specificity_ci": None, "n": None, "set": None}
+        measured = [s for s in SHIPPED_SETS if _has_rates((sets.get(s) or {}).get("thresholds", {}).get(name))]
+        for set_name in measured:
+            block = sets[set_name]["thresholds"][name]
+            points.append({**blank, "sensitivity": float(block["sensitivity"]),
+                           "specificity": float(block["specificity"]), "n": sets[set_name].get("n"),
+                           "set": SHIPPED_SETS[set_name]})
+        if not measured:
+            points.append(blank)
     return points
 
 
