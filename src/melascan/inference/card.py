@@ -185,6 +185,7 @@ def _metrics_table(metrics: dict) -> list[str]:
 def card_markdown(card: dict) -> str:
     """A readable rendering of the card (``model_card.md``)."""
     inp, cal, exp = card["input"], card["calibration"], card.get("export", {})
+    alone = " (network alone; the shipped probability is fused, see below)" if card.get("fusion") else ""
     lines = [f"# Model card: {card.get('name', 'model')}", ""]
     warnings = list(card.get("warnings", []))
     if card["status"] != "trained" and PLACEHOLDER_NOTE not in warnings:
@@ -204,8 +205,8 @@ def card_markdown(card: dict) -> str:
         f"| mean / std (0-1 scale) | {_fmt(inp['mean'])} / {_fmt(inp['std'])} |",
         f"| colour constancy | {inp['color_constancy'] or 'none'} |",
         f"| temperature T | {_fmt(cal['temperature'])} |",
-        f"| threshold balanced | {_fmt(cal['thresholds']['balanced'])} |",
-        f"| threshold screening | {_fmt(cal['thresholds']['screening'])} |",
+        f"| threshold balanced{alone} | {_fmt(cal['thresholds']['balanced'])} |",
+        f"| threshold screening{alone} | {_fmt(cal['thresholds']['screening'])} |",
         f"| calibration source | {cal.get('source') or 'none (defaults)'} |",
         f"| ONNX file | {card['files']['onnx']['name']} ({card['files']['onnx'].get('bytes', 0) / 1e6:.1f} MB) |",
         f"| ONNX sha256 | `{card['files']['onnx']['sha256']}` |",
