@@ -260,3 +260,17 @@ def test_manifest_and_service_worker(client):
 def test_static_assets_served(client):
     for path in ("/static/css/app.css", "/static/js/app.js", "/static/offline.html", "/static/icons/logo.svg"):
         assert client.get(path).status_code == 200, path
+
+
+def test_bundled_hangul_font_covers_every_korean_character():
+    """Regenerate with `python -m melascan.web.fonts ...` after changing a Korean text."""
+    from fontTools.ttLib import TTFont
+
+    from melascan.web.fonts import FAMILY, FONT_DIR, hangul, used_text
+
+    needed = {ord(c) for c in hangul(used_text())}
+    for name in ("melascan-hangul.woff", "melascan-hangul-bold.woff"):
+        font = TTFont(FONT_DIR / name)
+        assert needed <= set(font.getBestCmap()), f"{name} misses {sorted(needed - set(font.getBestCmap()))[:5]}"
+        assert font["name"].getDebugName(1) == FAMILY  # renamed, as the OFL asks of modified fonts
+    assert "SIL OPEN FONT LICENSE" in (FONT_DIR / "OFL.txt").read_text()

@@ -232,3 +232,17 @@ def test_every_page_fits_a_phone_without_console_errors(browser, server, lesion_
         assert width <= PHONE["width"], f"{url} is {width} px wide"
     context.close()
     assert [e for e in errors if "404" not in e] == []
+
+
+def test_korean_text_uses_the_bundled_hangul_font(page):
+    """The subset font ships with the app and covers the Korean texts, whatever fonts the machine has."""
+    page.goto("/lang/ko?next=/main")
+    faces = page.evaluate("""async () => {
+        const loaded = await document.fonts.load('16px "MelaScan Hangul"', document.body.innerText);
+        return loaded.map(f => [f.family, f.status]);
+    }""")
+    assert faces and all(status == "loaded" for _, status in faces)
+    hangul = page.evaluate("document.body.innerText.replace(/[^\\uAC00-\\uD7AF]/g, '')")
+    assert hangul and page.evaluate(f"document.fonts.check('16px \"MelaScan Hangul\"', {hangul!r})")
+    used = page.evaluate("getComputedStyle(document.querySelector('h1')).fontFamily")
+    assert "MelaScan Hangul" in used

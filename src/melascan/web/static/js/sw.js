@@ -1,9 +1,11 @@
 /* MelaScan service worker: caches the static shell only (CSS, JS, icons, offline page)
    so the app installs and opens offline. Pages, analyses, images and the API are never
    cached: they are personal and always come from the network. */
-var VERSION = "melascan-shell-v1";
+var VERSION = "melascan-shell-v2";
 var SHELL = [
   "/static/css/app.css",
+  "/static/fonts/melascan-hangul.woff",
+  "/static/fonts/melascan-hangul-bold.woff",
   "/static/js/app.js",
   "/static/icons/logo.svg",
   "/static/icons/icon-192.png",
