@@ -13,13 +13,15 @@ serve: $(VENV)/.serve-installed
 
 # Install everything the tests need (train + dev extras) and the Debian packages they drive
 # for real: chromium (browser tests), postgresql (a private cluster that tests/conftest.py
-# starts and deletes) and nginx (the slow-client front). Where apt cannot install them,
+# starts and deletes), nginx (the slow-client front) and poppler-utils (pdftotext reads the
+# PDF reports back). Where apt cannot install them,
 # the tests that need them are skipped with a message saying so.
 test: $(VENV)/.test-installed
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v pdftotext >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
 	if [ -n "$$missing" ]; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
 	    || echo "make test: could not install$$missing; the tests that need them will be skipped"; \

@@ -43,3 +43,22 @@ def test_fhir_bundle_validates_as_r4(client, upload, lesion_jpeg):
         assert risk["valueCodeableConcept"]["coding"][0]["system"] == "http://terminology.hl7.org/CodeSystem/risk-probability"
     assert all(o["category"][0]["coding"][0]["code"] == "imaging" for o in observations)
     assert "Not a diagnosis" in report["conclusion"]
+
+
+def test_korean_pdf_report_holds_the_korean_lesion_name_as_text(client, upload, lesion_jpeg, tmp_path):
+    """The report follows the reader's language and embeds fonts for Hangul (read back with pdftotext)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (Debian poppler-utils) is not installed; `make test` installs it")
+    aid = upload(client, lesion_jpeg, "spot.jpg").json["id"]
+    client.get("/lang/ko?next=/main")
+    assert client.post(f"/history/{aid}/lesion", data={"name": "왼쪽 어깨 점"}).status_code in (302, 303)
+    pdf = client.get(f"/results/{aid}/report.pdf")
+    assert pdf.status_code == 200
+    (tmp_path / "r.pdf").write_bytes(pdf.data)
+    text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True, check=True).stdout
+    assert "왼쪽 어깨 점" in text and "MelaScan 분석 보고서" in text and "??" not in text

@@ -1,6 +1,7 @@
 """The bundled Korean web font, so Hangul never renders as empty boxes.
 
-``static/fonts/melascan-hangul{,-bold}.woff`` are subsets of NanumGothic (NAVER, SIL Open Font
+``static/fonts/melascan-hangul{,-bold}.woff`` (web pages) and ``melascan-hangul-full.ttf`` (the
+PDF report, every Hangul syllable) are subsets of NanumGothic (NAVER, SIL Open Font
 License 1.1, ``static/fonts/OFL.txt``) holding only the characters the app's texts use. The OFL
 reserves the name "Nanum" for the original, so the subsets are renamed "MelaScan Hangul".
 The CSS loads them for Hangul only (``unicode-range``); other scripts keep the system font.
@@ -20,6 +21,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 FONT_DIR = HERE / "static" / "fonts"
 FAMILY = "MelaScan Hangul"
+#: For the PDF report: every Hangul syllable (a lesion name can hold any), TrueType (fpdf2).
+PDF_FONT = "melascan-hangul-full.ttf"
 #: Hangul Jamo, compatibility Jamo and syllables: what the CSS loads the font for.
 HANGUL_RANGES = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7AF))
 
@@ -35,12 +38,13 @@ def hangul(text: str) -> str:
     return "".join(c for c in text if any(lo <= ord(c) <= hi for lo, hi in HANGUL_RANGES))
 
 
-def subset_font(src: str | Path, out: str | Path, text: str, style: str = "Regular") -> Path:
-    """Write a WOFF subset of ``src`` with the glyphs of ``text``, renamed to ``FAMILY``."""
+def subset_font(src: str | Path, out: str | Path, text: str, style: str = "Regular", flavor: str | None = "woff") -> Path:
+    """Write a subset of ``src`` (WOFF, or TrueType with ``flavor=None``) with the glyphs of ``text``,
+    renamed to ``FAMILY``."""
     from fontTools import subset
 
     options = subset.Options()
-    options.flavor = "woff"
+    options.flavor = flavor
     options.name_IDs = [0, 1, 2, 3, 4, 5, 6, 13, 14]  # copyright, names, version, licence
     font = subset.load_font(str(src), options)
     subsetter = subset.Subsetter(options)
@@ -64,6 +68,11 @@ def main(argv: list[str]) -> int:
     for src, style, name in ((argv[0], "Regular", "melascan-hangul.woff"), (argv[1], "Bold", "melascan-hangul-bold.woff")):
         out = subset_font(src, FONT_DIR / name, text, style)
         print(f"{out}: {len(text)} Hangul characters, {out.stat().st_size / 1024:.0f} KiB")
+    # every Hangul character, plus Latin-1 and punctuation: fpdf2 may set digits next to Hangul in this font
+    every = "".join(chr(c) for lo, hi in (*HANGUL_RANGES, (0x20, 0x7E), (0xA0, 0xFF), (0x2010, 0x2030))
+                    for c in range(lo, hi + 1))
+    out = subset_font(argv[0], FONT_DIR / PDF_FONT, every, "Regular", flavor=None)
+    print(f"{out}: every Hangul character, {out.stat().st_size / 1024:.0f} KiB")
     return 0
 
 

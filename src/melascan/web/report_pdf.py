@@ -1,35 +1,35 @@
 """The PDF report of one analysis (fpdf2): images, overlays, numbers, advice, disclaimer.
 
-The report is in English and uses fpdf2's core Helvetica font, which covers Latin-1
-only: any other character (a Korean file name, say) is replaced by ``?`` rather than
-failing, so the report works on any machine without extra fonts.
+The report is in the reader's language (English or Korean). English is set in DejaVu Sans (the
+TTF files matplotlib ships, so no system font is needed), Korean in the bundled Hangul font
+(``static/fonts/melascan-hangul-full.ttf``: every Hangul syllable, since a lesion name can hold
+any, and Latin-1); each is the other's fallback for characters it lacks.
 """
 
 from __future__ import annotations
 
 import io
 from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from fpdf import FPDF
 from PIL import Image
 
+from melascan.web.fonts import FONT_DIR, PDF_FONT
 from melascan.web.i18n import translate
 from melascan.web.present import advice_key, feature_rows, in_100, percent
 
-_REPLACE = {"—": "-", "–": "-", "’": "'", "‘": "'", "“": '"', "”": '"', "≥": ">=", "≤": "<=", "…": "..."}
+SANS, HANGUL = "Sans", "Fallback"  # the main family and the fallback family of a report
 
 
-def latin1(text: Any) -> str:
-    """``text`` made printable with the core PDF fonts (Latin-1)."""
-    text = str(text)
-    for old, new in _REPLACE.items():
-        text = text.replace(old, new)
-    return text.encode("latin-1", "replace").decode("latin-1")
+@lru_cache(maxsize=1)
+def _font_files() -> dict[str, Path]:
+    import matplotlib
 
-
-def _t(key: str, **values: Any) -> str:
-    return translate(key, "en", **values)
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return {"": ttf / "DejaVuSans.ttf", "B": ttf / "DejaVuSans-Bold.ttf", "I": ttf / "DejaVuSans-Oblique.ttf"}
 
 
 def _jpeg(data: bytes, max_side_px: int = 800) -> io.BytesIO:
@@ -44,40 +44,55 @@ def _jpeg(data: bytes, max_side_px: int = 800) -> io.BytesIO:
 
 
 class _Report(FPDF):
+    def __init__(self, lang: str):
+        super().__init__(format="A4")
+        self.lang = lang
+        # The reader's script is the main font and the other the fallback: fpdf2 garbles digits
+        # that follow a fallback-font run at a line break, so Korean text must not be a fallback.
+        hangul = str(FONT_DIR / PDF_FONT)  # Hangul + Latin-1, regular only (bold is simulated by size)
+        for style, path in _font_files().items():
+            self.add_font(SANS, style, hangul if lang == "ko" else str(path))
+            self.add_font(HANGUL, style, str(path) if lang == "ko" else hangul)
+        self.set_fallback_fonts([HANGUL], exact_match=False)
+
     def footer(self) -> None:
         self.set_y(-12)
-        self.set_font("Helvetica", "I", 8)
+        self.set_font(SANS, "I", 8)
         self.set_text_color(110)
-        self.cell(0, 6, latin1(f"MelaScan - {_t('pdf.footer')} - page {self.page_no()}"), align="C")
+        self.cell(0, 6, f"MelaScan - {translate('pdf.footer', self.lang)} - {self.page_no()}", align="C")
 
 
 def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: str,
-              created_at: datetime | None, lesion_name: str | None = None) -> bytes:
-    """The report as PDF bytes. ``images`` maps kind (original, contour, heatmap) to bytes."""
-    pdf = _Report(format="A4")
+              created_at: datetime | None, lesion_name: str | None = None, lang: str = "en") -> bytes:
+    """The report as PDF bytes in ``lang``. ``images`` maps kind (original, contour, heatmap) to bytes."""
+
+    def _t(key: str, **values: Any) -> str:
+        return translate(key, lang, **values)
+
+    pdf = _Report(lang)
     pdf.set_auto_page_break(auto=True, margin=16)
-    pdf.set_title("MelaScan analysis report")
+    pdf.set_title(_t("pdf.title"))
     pdf.set_creator("MelaScan")
     pdf.add_page()
     width = pdf.w - pdf.l_margin - pdf.r_margin
 
     def heading(text: str, size: int = 13) -> None:
         pdf.ln(2)
-        pdf.set_font("Helvetica", "B", size)
+        pdf.set_font(SANS, "B", size)
         pdf.set_text_color(20)
-        pdf.multi_cell(width, 7, latin1(text), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(width, 7, text, new_x="LMARGIN", new_y="NEXT")
 
     def para(text: str, size: int = 10, style: str = "", color: int | tuple = 30) -> None:
-        pdf.set_font("Helvetica", style, size)
+        pdf.set_font(SANS, style, size)
         pdf.set_text_color(*(color if isinstance(color, tuple) else (color,)))
-        pdf.multi_cell(width, 5, latin1(text), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(width, 5, text, new_x="LMARGIN", new_y="NEXT")
 
     risk, model = result["risk"], result["model"]
     probability = float(result["classification"]["probability"])
     when = (created_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
 
-    pdf.set_font("Helvetica", "B", 18)
-    pdf.cell(0, 10, "MelaScan analysis report", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(SANS, "B", 18)
+    pdf.cell(0, 10, _t("pdf.title"), new_x="LMARGIN", new_y="NEXT")
     para(
         f"{_t('pdf.analysed')}: {when:%Y-%m-%d %H:%M} UTC    {_t('pdf.generated')}: "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC    ID: {analysis_id}",
@@ -120,25 +135,25 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
             info = pdf.image(_jpeg(images[kind]), x=pdf.l_margin + i * (w + gap), y=top, w=w)
             heights.append(float(info.rendered_height))
         pdf.set_y(top + max(heights) + 1)
-        pdf.set_font("Helvetica", "", 8)
+        pdf.set_font(SANS, "", 8)
         for i, kind in enumerate(shown):
             pdf.set_x(pdf.l_margin + i * (w + gap))
-            pdf.cell(w, 5, latin1(_t(f"image.{kind}")), align="C")
+            pdf.cell(w, 5, _t(f"image.{kind}"), align="C")
         pdf.ln(6)
 
     rows = feature_rows(result.get("lesion") or {}, _t)
     if rows:
         heading(_t("result.features.title"))
-        pdf.set_font("Helvetica", "", 9)
+        pdf.set_font(SANS, "", 9)
         pdf.set_text_color(30)
         with pdf.table(col_widths=(30, 25, 95), text_align=("LEFT", "LEFT", "LEFT"), line_height=5) as table:
             header = table.row()
             for text in (_t("table.feature"), _t("table.value"), _t("table.meaning")):
-                header.cell(latin1(text))
+                header.cell(text)
             for row in rows:
                 cells = table.row()
                 for text in (row["name"], row["value"], row["explain"]):
-                    cells.cell(latin1(text))
+                    cells.cell(text)
 
     warnings = result.get("quality", {}).get("warnings", [])
     if warnings:
@@ -153,11 +168,17 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
     thresholds = model.get("thresholds", {})
     para(
         f"{model.get('name')} ({model.get('architecture')}), status {model.get('status')}, "
-        f"temperature {model.get('temperature')}, thresholds screening {thresholds.get('screening')} / "
-        f"balanced {thresholds.get('balanced')}. Image {result.get('image', {}).get('width')}x"
+        f"temperature {_number(model.get('temperature'))}, thresholds screening "
+        f"{_number(thresholds.get('screening'))} / balanced {_number(thresholds.get('balanced'))}. "
+        f"Image {result.get('image', {}).get('width')}x"
         f"{result.get('image', {}).get('height')} px, sha256 {str(result.get('image', {}).get('sha256'))[:16]}...",
         8, color=90,
     )
     heading(_t("pdf.disclaimer.title"), 11)
     para(_t("pdf.disclaimer.text"), 8, color=60)
     return bytes(pdf.output())
+
+
+def _number(value: Any) -> str:
+    """A model parameter for the small print: 3 significant digits, or as given if not a number."""
+    return f"{value:.3g}" if isinstance(value, (int, float)) else str(value)

@@ -7,6 +7,7 @@ import json
 from flask import Blueprint, Response, abort
 
 from melascan.web import db
+from melascan.web.i18n import current_language
 from melascan.web.owner import current_owner
 from melascan.web.report_fhir import build_bundle
 from melascan.web.report_pdf import build_pdf
@@ -29,7 +30,7 @@ def pdf(analysis_id: str):
     row = _owned(analysis_id)
     images = {i.kind: i.data for i in row.images}
     body = build_pdf(row.result, images, analysis_id=row.id, created_at=row.created_at,
-                     lesion_name=row.lesion.name if row.lesion else None)
+                     lesion_name=row.lesion.name if row.lesion else None, lang=current_language())
     return _download(body, "application/pdf", f"melascan-{row.id}.pdf")
 
 
