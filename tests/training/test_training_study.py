@@ -128,3 +128,21 @@ def test_strategies_study_scores_tta_on_the_baseline_run(cfg_file, tmp_path):
     assert not (out / "tta").exists() and (out / "baseline" / "study_metrics_tta.json").is_file()
     assert by["focal_a0.25"]["loss"] == "focal" and "focal_alpha: 0.25" in (out / "focal_a0.25" / "config.yaml").read_text()
     check_table(out, rows)
+
+
+def test_study_scores_out_of_source_sets_with_confidence_intervals(cfg_file, tiny_manifest, tmp_path):
+    from melascan.data.manifest import read_manifest
+
+    manifest = read_manifest(tiny_manifest)
+    external = tmp_path / "other_source.csv"
+    external.write_text("path,label\n" + "".join(f"{manifest.source_root / r.path},{r.label}\n"
+                                                  for r in manifest.subset("test")))
+    out = tmp_path / "study"
+    assert study("augment", cfg_file, out, "baseline", extra=("--external", f"other={external}")) == 0
+    with open(out / "results.csv", newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert FOUR_DECIMALS.match(row["ext_other_roc_auc"]) and FOUR_DECIMALS.match(row["ext_other_benign_fp"])
+    assert float(row["test_roc_auc_ci_low"]) <= float(row["test_roc_auc"]) <= float(row["test_roc_auc_ci_high"])
+    md = (out / "results.md").read_text()
+    assert "other AUC [95% CI]" in md and "--external other=" in md and "test AUC [95% CI]" in md
+    assert study("augment", cfg_file, out, "baseline", extra=("--external", "bad name=x.csv")) == 2

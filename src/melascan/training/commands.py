@@ -56,6 +56,10 @@ def add_study(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", metavar="N", help="same as --set limit=N: N images per split (quick runs)")
     parser.add_argument("--out", type=Path, help="study folder (default: studies/<grid>)")
     parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants of the grid")
+    parser.add_argument("--external", action="append", default=[], metavar="NAME=CSV",
+                        help="also score every run on a labelled CSV of images from another source "
+                             "(melascan.data.labelled: path,label, PH2's labels.csv...), e.g. "
+                             "ph2=../shared/data/ph2/labels.csv ham=data/mix/eval/ham_test.csv")
     parser.epilog = ("Writes OUT/<variant>/ (run folders), OUT/results.csv and OUT/results.md (test and val "
                      "metrics at P >= 0.5). Re-running the same command skips finished variants, resumes "
                      "interrupted ones and reuses their scores.")
@@ -71,6 +75,9 @@ def study_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run_study(args: argparse.Namespace) -> int:
+    import shlex
+
+    from melascan.errors import DataError
     from melascan.training.config import load_config
     from melascan.training.study import fmt, run_study, study_command
 
@@ -78,7 +85,15 @@ def run_study(args: argparse.Namespace) -> int:
     base = load_config(args.config, overrides)
     out = args.out or Path("studies") / args.grid
     command = study_command(args.grid, config=args.config, overrides=overrides, out=args.out)
-    rows = run_study(base, args.grid, out, only=args.only, command=command)
+    external = {}
+    for item in args.external:
+        name, sep, path = item.partition("=")
+        if not sep or not name.isidentifier() or not Path(path).is_file():
+            raise DataError(f"--external expects NAME=CSV with an existing CSV, got {item!r}")
+        external[name] = Path(path)
+    if external:
+        command += "".join(f" --external {shlex.quote(f'{n}={p}')}" for n, p in external.items())
+    rows = run_study(base, args.grid, out, only=args.only, command=command, external=external)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     print(f"study folder: {out} (results.csv, results.md)")

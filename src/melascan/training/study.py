@@ -56,6 +56,7 @@ log = logging.getLogger("melascan.training")
 
 #: Threshold on softmax P(melanoma) used for the threshold metrics (the seed's rule).
 THRESHOLD = 0.5
+N_BOOTSTRAP = 1000  # resamples for the test and out-of-source CIs
 #: Smallest input some seed models accept (inception_v3's stem fails below 75 px).
 MIN_IMAGE_SIZE = {"inception_v3": 75}
 #: Config keys that do not change what a run learns: a finished run with other values is reused.
@@ -125,7 +126,7 @@ RESULT_COLUMNS = (
     "drop_rate", "warmup_epochs", "color_constancy", "tta", "image_size", "epochs", "limit", "overrides",
     "best_epoch", "stopped_epoch", "early_stopped",
     "test_n", "test_n_malignant", "test_accuracy", "test_recall", "test_specificity", "test_precision",
-    "test_f1", "test_roc_auc",
+    "test_f1", "test_roc_auc", "test_f1_ci_low", "test_f1_ci_high", "test_roc_auc_ci_low", "test_roc_auc_ci_high",
     "val_n", "val_n_malignant", "val_accuracy", "val_recall", "val_specificity", "val_precision",
     "val_f1", "val_roc_auc", "val_loss", "train_seconds", "run_dir",
 )
@@ -177,20 +178,26 @@ def pretrained_label(cfg: RunConfig) -> str:
 
 
 # ---- scoring -------------------------------------------------------------------
-def score_logits(labels, logits) -> dict:
-    """Accuracy, recall, specificity, precision, F1 at P >= 0.5 and ROC-AUC of ``(N, 2)`` logits."""
+def score_logits(labels, logits, n_bootstrap: int = 0) -> dict:
+    """Accuracy, recall, specificity, precision, F1 at P >= 0.5 and ROC-AUC of ``(N, 2)`` logits;
+    with ``n_bootstrap``, 95 % bootstrap CIs of F1 and ROC-AUC too."""
     from melascan.evaluation import calibration as C
     from melascan.evaluation import metrics as M
 
     y = np.asarray(labels).astype(int)
     prob = C.probability(logits, 1.0)
     at = M.threshold_metrics(y, prob, THRESHOLD, n_bootstrap=0)
-    return {
+    out = {
         "n": int(y.size), "n_malignant": int(y.sum()),
         "accuracy": at["accuracy"], "recall": at["sensitivity"], "specificity": at["specificity"],
         "precision": at["precision"], "f1": at["f1"], "roc_auc": M.roc_auc(y, prob),
         "confusion": at["confusion"],
     }
+    if n_bootstrap and M.has_both_classes(y):
+        out["f1_ci"] = list(M.bootstrap_ci(lambda yy, pp: M.f1(yy, (pp >= THRESHOLD).astype(int)), y, prob,
+                                           n_resamples=n_bootstrap))
+        out["roc_auc_ci"] = list(M.bootstrap_ci(M.roc_auc, y, prob, n_resamples=n_bootstrap))
+    return out
 
 
 def machine_description(device) -> str:
@@ -219,11 +226,14 @@ def _stat_key(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def evaluate_study_run(run_dir: str | Path, *, tta: bool = False, device: str = "auto") -> dict:
-    """Score the run's best checkpoint on its test and val splits (cached in the run folder).
+def evaluate_study_run(run_dir: str | Path, *, tta: bool = False, device: str = "auto",
+                       external: dict[str, Path] | None = None) -> dict:
+    """Score the run's best checkpoint on its test and val splits and on the ``external`` labelled
+    CSVs (name -> CSV, e.g. PH2 and a fixed set of HAM10000 lesions: images from other sources
+    that no study run trains on); cached in the run folder.
 
     The cache ``study_metrics.json`` (``study_metrics_tta.json`` with TTA) is reused while
-    ``checkpoints/best.pt`` is unchanged.
+    ``checkpoints/best.pt`` and the external sets are unchanged.
     """
     from melascan.evaluation.evaluate import run_manifest, torch_device
     from melascan.training.data import select_records
@@ -231,7 +241,9 @@ def evaluate_study_run(run_dir: str | Path, *, tta: bool = False, device: str = 
 
     run_dir = Path(run_dir)
     cache = run_dir / ("study_metrics_tta.json" if tta else "study_metrics.json")
-    key = {"checkpoint": _stat_key(checkpoint_path(run_dir, "best")), "tta": tta, "threshold": THRESHOLD}
+    external = {name: str(Path(path).resolve()) for name, path in (external or {}).items()}
+    key = {"checkpoint": _stat_key(checkpoint_path(run_dir, "best")), "tta": tta, "threshold": THRESHOLD,
+           "external": external, "bootstrap": N_BOOTSTRAP}
     if cache.is_file():
         cached = json.loads(cache.read_text())
         if cached.get("key") == key:
@@ -249,9 +261,21 @@ def evaluate_study_run(run_dir: str | Path, *, tta: bool = False, device: str = 
         paths = [str(manifest.source_root / r.path) for r in records]
         labels = np.array([r.label_id for r in records])
         logits = predict_logits(model, cfg, paths, tta=tta)
-        result[split] = score_logits(labels, logits)
+        result[split] = score_logits(labels, logits, n_bootstrap=N_BOOTSTRAP if split == "test" else 0)
         log.info("  %s%s: %d images, acc %.4f F1 %.4f AUC %.4f", split, " (TTA)" if tta else "", len(labels),
                  result[split]["accuracy"], result[split]["f1"], result[split]["roc_auc"])
+    if external:
+        from melascan.data.labelled import read_labelled_csv
+
+        result["external"] = {}
+        for name, csv_path in external.items():
+            images, _ = read_labelled_csv(csv_path)
+            labels = np.array([1 if i.label == "malignant" else 0 for i in images])
+            logits = predict_logits(model, cfg, [str(i.path) for i in images], tta=tta)
+            scores = score_logits(labels, logits, n_bootstrap=N_BOOTSTRAP)
+            result["external"][name] = {**scores, "benign_fp": 1.0 - scores["specificity"], "csv": csv_path}
+            log.info("  %s: %d images, AUC %.4f, benign called malignant %.3f", name, len(labels),
+                     scores["roc_auc"], 1.0 - scores["specificity"])
     result["seconds"] = round(time.time() - t0, 1)
     cache.write_text(json.dumps(json_safe(result), indent=2) + "\n")
     return json.loads(cache.read_text())
@@ -290,7 +314,7 @@ def _train_variant(name: str, cfg: RunConfig, run_dir: Path, label: str) -> dict
 
 
 def run_study(base: RunConfig, grid: str, out_dir: str | Path, only: list[str] | None = None,
-              command: str | None = None) -> list[dict]:
+              command: str | None = None, external: dict[str, Path] | None = None) -> list[dict]:
     """Train and score every variant of ``grid`` (or ``only`` some); write and return the table.
 
     ``command``: the ``melascan study`` command line without ``--only``, for results.md.
@@ -317,12 +341,13 @@ def run_study(base: RunConfig, grid: str, out_dir: str | Path, only: list[str] |
     for i, name in enumerate(to_train, start=1):
         _train_variant(name, every[name], out_dir / name, f"{grid} [{i}/{len(to_train)}]")
         if main_rank:  # score it and rewrite the tables: they grow after every run
-            rows = _collect_rows(grid, out_dir, every, set(wanted))
+            rows = _collect_rows(grid, out_dir, every, set(wanted), external)
             _write_tables(out_dir, grid, rows, base, command)
     return rows
 
 
-def _collect_rows(grid: str, out_dir: Path, configs: dict[str, RunConfig], wanted: set[str]) -> list[dict]:
+def _collect_rows(grid: str, out_dir: Path, configs: dict[str, RunConfig], wanted: set[str],
+                  external: dict[str, Path] | None = None) -> list[dict]:
     """Score every variant whose run is finished (wanted ones, and others with the same settings)."""
     rows = []
     for name, cfg in configs.items():
@@ -335,7 +360,7 @@ def _collect_rows(grid: str, out_dir: Path, configs: dict[str, RunConfig], wante
         if name not in wanted and (saved is None or config_differences(saved, cfg)):
             log.warning("%s: trained with other settings than this study, left out of the table", run_dir)
             continue
-        scores = evaluate_study_run(run_dir, tta=variant.tta, device=cfg.device)
+        scores = evaluate_study_run(run_dir, tta=variant.tta, device=cfg.device, external=external)
         rows.append(result_row(grid, name, cfg, summary, scores, run_dir))
     return rows
 
@@ -359,6 +384,11 @@ def result_row(grid: str, name: str, cfg: RunConfig, summary: dict, scores: dict
         row[f"{split}_n"], row[f"{split}_n_malignant"] = s["n"], s["n_malignant"]
         for m in METRICS:
             row[f"{split}_{m}"] = s[m]
+    for m in ("f1", "roc_auc"):
+        row[f"test_{m}_ci_low"], row[f"test_{m}_ci_high"] = (scores["test"].get(f"{m}_ci") or [None, None])
+    for name, s in (scores.get("external") or {}).items():
+        row[f"ext_{name}_roc_auc"], row[f"ext_{name}_benign_fp"] = s["roc_auc"], s["benign_fp"]
+        row[f"ext_{name}_roc_auc_ci_low"], row[f"ext_{name}_roc_auc_ci_high"] = s.get("roc_auc_ci") or [None, None]
     return row
 
 
@@ -385,9 +415,10 @@ def _csv_value(key: str, value) -> str:
 def write_results_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(RESULT_COLUMNS)
+        columns = list(RESULT_COLUMNS) + sorted({k for r in rows for k in r if k.startswith("ext_")})  # + out-of-source
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow([_csv_value(k, row.get(k)) for k in RESULT_COLUMNS])
+            writer.writerow([_csv_value(k, row.get(k)) for k in columns])
 
 
 # Markdown columns: (header, row key, formatter)
@@ -398,6 +429,7 @@ _TEST_COLS = [(f"test {h}", f"test_{k}", fmt) for h, k in
 _VAL_COLS = [(f"val {h}", f"val_{k}", fmt) for h, k in
              (("acc", "accuracy"), ("recall", "recall"), ("precision", "precision"), ("F1", "f1"), ("AUC", "roc_auc"))]
 _TIME_COLS = [("train min", "train_seconds", lambda s: "" if s is None else f"{s / 60:.1f}")]
+_CI_COLS = [("test F1 [95% CI]", "test_f1", None), ("test AUC [95% CI]", "test_roc_auc", None)]
 _GRID_COLS = {
     "augment": [("variant", "variant", str), ("recipe", "recipe", str)],
     "models": [("model", "model", str), ("weights", "pretrained", str),
@@ -406,16 +438,28 @@ _GRID_COLS = {
 }
 
 
+def _with_ci(row: dict, key: str) -> str:
+    """``0.9123 [0.89-0.93]`` from ``key``, ``key_ci_low`` and ``key_ci_high`` (external: ``key_roc_auc``)."""
+    value_key = key if key in row else f"{key}_roc_auc"
+    low, high = row.get(f"{value_key}_ci_low"), row.get(f"{value_key}_ci_high")
+    text = fmt(row.get(value_key))
+    return f"{text} [{fmt(low, 3)}-{fmt(high, 3)}]" if text and low is not None else text
+
+
 def markdown_table(rows: list[dict], columns) -> str:
     lines = ["| " + " | ".join(h for h, _, _ in columns) + " |",
              "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(f(r.get(k)) for _, k, f in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(_with_ci(r, k) if f is None else f(r.get(k)) for _, k, f in columns) + " |"
+              for r in rows]
     return "\n".join(lines)
 
 
 def results_markdown(grid: str, rows: list[dict], base: RunConfig, command: str | None) -> str:
     """results.md: where and how it was measured, then the table(s)."""
-    columns = _GRID_COLS[grid] + _TEST_COLS + _VAL_COLS + _EPOCH_COLS + _TIME_COLS
+    externals = sorted({k[4:-8] for r in rows for k in r if k.startswith("ext_") and k.endswith("_roc_auc")})
+    ext_cols = [col for name in externals for col in (
+        (f"{name} AUC [95% CI]", f"ext_{name}", None), (f"{name} benign FP", f"ext_{name}_benign_fp", fmt))]
+    columns = _GRID_COLS[grid] + _TEST_COLS + _CI_COLS + ext_cols + _VAL_COLS + _EPOCH_COLS + _TIME_COLS
     machines = sorted({r["machine"] for r in rows if r.get("machine")})
     test_ns = sorted({(r["test_n"], r["test_n_malignant"]) for r in rows})
     val_ns = sorted({(r["val_n"], r["val_n_malignant"]) for r in rows})
