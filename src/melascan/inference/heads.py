@@ -28,7 +28,7 @@ from melascan.errors import ImageError
 from melascan.imageio import load_rgb
 from melascan.inference import card as model_card
 from melascan.inference import fusion as fusion_mod
-from melascan.inference.classifier import Classifier
+from melascan.inference.classifier import Classifier, calibrated_probability
 from melascan.inference.scope import DEFAULT_PASS_RATE, colour_statistics, fit_scope
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def fit_heads(model_dir: str | Path, manifest: Manifest, *, scope: bool = True, 
     network_logit = val["logits"][:, 1] - val["logits"][:, 0]
     inputs = np.array([fusion_mod.lesion_inputs(z, les) for z, les in zip(network_logit, val["lesions"])])
     oof = cross_validated_fusion(inputs, y, sources, seed)
-    comparison = {"network": per_source_auc(y, 0.5 * (1 + np.tanh(0.5 * network_logit)), sources),
+    comparison = {"network": per_source_auc(y, calibrated_probability(val["logits"], 1.0), sources),
                   "fusion_cv": per_source_auc(y, oof, sources),
                   "method": f"{CV_FOLDS}-fold cross-validation on the validation images (stratified by source "
                             "and label; images of one HAM10000 lesion may fall in different folds)"}
