@@ -162,3 +162,19 @@ def test_a_fused_model_shows_only_numbers_measured_on_what_ships():
     assert [(p["name"], p["set"].split(" ")[0], p["specificity"]) for p in points] == [
         ("screening", "HAM10000", 0.56), ("screening", "PH2", 0.15), ("balanced", "HAM10000", 0.66), ("balanced", "PH2", 0.33)]
     assert all(p["threshold"] in (0.06, 0.11) for p in points)
+
+
+def test_compare_calls_changes_inside_the_test_retest_band_no_measurable_change():
+    from melascan.web.present import measurement_bands
+
+    bands = measurement_bands()
+    assert {"probability", "asymmetry", "border", "colors", "tds", "diameter_relative"} <= set(bands)
+    lesion = {"lesion": {"lesion_found": True, "asymmetry": 1, "border": 3, "tds": 4.0}}
+    small = bands["probability"] / 2
+    rows = compare_rows(lesion, lesion, en, 0.30, 0.30 + small)
+    assert rows[0]["direction"] == "same" and en("compare.within_noise") in rows[0]["change"]
+    rows = compare_rows(lesion, lesion, en, 0.30, 0.30 + 3 * bands["probability"])
+    assert rows[0]["direction"] == "up" and en("compare.within_noise") not in rows[0]["change"]
+    moved = {"lesion": {**lesion["lesion"], "tds": 4.0 + bands["tds"] * 2}}
+    tds_row = next(r for r in compare_rows(lesion, moved, en, 0.3, 0.3) if "TDS" in r["name"])
+    assert tds_row["direction"] == "up"

@@ -1,11 +1,14 @@
 """Turn a stored analysis into the words and numbers people read (pages and PDF).
 
 Pure functions over the analysis dict; the translation function is passed in so the
-same code serves the Korean and English pages and the (English) PDF.
+same code serves the Korean and English pages and PDFs.
 """
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
 
 Translate = Callable[..., str]
@@ -169,6 +172,18 @@ def number_text(lesion: dict[str, Any], key: str) -> str:
     return _fmt(feature_value(lesion or {}, key))
 
 
+@lru_cache(maxsize=1)
+def measurement_bands() -> dict[str, float]:
+    """How much each measurement moves when the same spot is photographed again (95th percentile of
+    the test-retest changes, ``measurement_noise.json``, written by ``benchmarks/test_retest.py``;
+    ``diameter_relative`` is a share of the diameter). Empty when the file is missing."""
+    path = Path(__file__).with_name("measurement_noise.json")
+    try:
+        return {k: float(v) for k, v in json.loads(path.read_text(encoding="utf-8"))["bands"].items()}
+    except (OSError, KeyError, ValueError, TypeError):
+        return {}
+
+
 def compare_rows(left: dict[str, Any], right: dict[str, Any], t: Translate,
                  left_probability: float, right_probability: float) -> list[dict[str, str]]:
     """Rows ``{"name", "left", "right", "change", "direction"}`` for two analyses (old, new).
@@ -176,16 +191,21 @@ def compare_rows(left: dict[str, Any], right: dict[str, Any], t: Translate,
     ``direction`` is ``up`` / ``down`` / ``same`` / ``na``; for every row here a rise
     means more suspicious.
     """
-    def row(name: str, a: float | None, b: float | None, fmt, change_fmt) -> dict[str, str]:
+    bands = measurement_bands()
+
+    def row(name: str, a: float | None, b: float | None, fmt, change_fmt, band: float = 0.0) -> dict[str, str]:
         if a is None or b is None:
             return {"name": name, "left": fmt(a), "right": fmt(b), "change": "—", "direction": "na"}
         diff = b - a
-        direction = "same" if abs(diff) < 1e-9 else ("up" if diff > 0 else "down")
-        return {"name": name, "left": fmt(a), "right": fmt(b), "change": change_fmt(diff), "direction": direction}
+        if abs(diff) <= band + 1e-9:  # inside what re-photographing the same spot changes
+            change = change_fmt(diff) if abs(diff) < 1e-9 else f"{change_fmt(diff)} ({t('compare.within_noise')})"
+            return {"name": name, "left": fmt(a), "right": fmt(b), "change": change, "direction": "same"}
+        return {"name": name, "left": fmt(a), "right": fmt(b), "change": change_fmt(diff),
+                "direction": "up" if diff > 0 else "down"}
 
     rows = [row(t("result.probability.short"), left_probability, right_probability,
                 lambda v: percent(v) if v is not None else "—",
-                lambda d: f"{100 * d:+.0f} {t('compare.points')}")]
+                lambda d: f"{100 * d:+.0f} {t('compare.points')}", bands.get("probability", 0.0))]
     la, lb = left.get("lesion") or {}, right.get("lesion") or {}
     for key, stem in FEATURE_ROWS:
         if key == "diameter":
@@ -193,12 +213,14 @@ def compare_rows(left: dict[str, Any], right: dict[str, Any], t: Translate,
             a, b = number(la.get(f"diameter_{unit}")), number(lb.get(f"diameter_{unit}"))
             if a is None and b is None:
                 continue
-            rows.append(row(t(f"{stem}.name") + f" ({unit})", a, b, lambda v: _fmt(v, 1), lambda d: f"{d:+.1f}"))
+            band = bands.get("diameter_relative", 0.0) * max(abs(a or 0.0), abs(b or 0.0))
+            rows.append(row(t(f"{stem}.name") + f" ({unit})", a, b, lambda v: _fmt(v, 1), lambda d: f"{d:+.1f}", band))
             continue
         a, b = feature_value(la, key), feature_value(lb, key)
         if a is None and b is None:
             continue
-        rows.append(row(t(f"{stem}.name"), a, b, _fmt, lambda d: f"{d:+.2f}".rstrip("0").rstrip(".")))
+        rows.append(row(t(f"{stem}.name"), a, b, _fmt, lambda d: f"{d:+.2f}".rstrip("0").rstrip("."),
+                        bands.get(key, 0.0)))
     levels = {"left": left.get("risk", {}).get("level", "unknown"), "right": right.get("risk", {}).get("level", "unknown")}
     order = {"low": 0, "moderate": 1, "high": 2}
     direction = "na"
