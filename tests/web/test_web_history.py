@@ -61,6 +61,11 @@ def test_sample_analysis(client):
     assert response.status_code == 303
     data = client.get(f"/api/v1/analyses/{analysis_id(response)}").json
     assert data["filename"] == "synthetic_malignant.jpg"
+    assert data["sample"]["label"] == "malignant"
+    html = client.get(f"/results/{analysis_id(response)}").get_data(as_text=True)
+    known = translate("sample.known", "en").split("{")[0]
+    assert 'id="sample-truth"' in html and known in html and translate("sample.label.malignant", "en") in html
+    assert translate(f"result.advice.{data['risk']['level']}", "en") not in html  # no advice for a demo image
 
 
 def test_suspicious_and_benign_variants_render(app, client, lesion_jpeg):

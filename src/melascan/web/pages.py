@@ -62,7 +62,8 @@ def sample_image(slug: str):
 def analyze_sample(slug: str):
     """Analyse a shipped sample as if it had been uploaded, then show the result."""
     sample = get_sample(slug) or abort(404)
-    row = analyze_and_store(sample.path.read_bytes(), sample.filename)
+    row = analyze_and_store(sample.path.read_bytes(), sample.filename,
+                            sample={"label": sample.label, "source": sample.extra.get("source")})
     return redirect(url_for("pages.result", analysis_id=row.id), code=303)
 
 

@@ -106,7 +106,11 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
 
     level = risk.get("level", "unknown")
     heading(_t(f"result.headline.{level}"), 14)
-    para(_t(advice_key(risk)))
+    sample = result.get("sample")
+    if sample:  # a demo image: its known diagnosis, and no advice meant for a person's own spot
+        para(f"{_t('sample.known', diagnosis=_t('sample.label.' + str(sample.get('label'))))} {_t('sample.demo_note')}")
+    else:
+        para(_t(advice_key(risk)))
     if risk.get("quality_limited") and level not in ("unknown", "out_of_scope"):
         para(_t("result.quality_limited_suspicious"), 10, "I")
     if level == "out_of_scope":  # no probability for an image that is not dermoscopy

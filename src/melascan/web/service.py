@@ -15,14 +15,19 @@ from melascan.web.owner import current_owner
 IMAGE_KINDS = ("original", "thumbnail", "contour", "heatmap", "axes", "colors", "structures")
 
 
-def analyze_and_store(data: bytes, filename: str, lesion: db.Lesion | None = None) -> db.Analysis:
+def analyze_and_store(data: bytes, filename: str, lesion: db.Lesion | None = None,
+                      sample: dict | None = None) -> db.Analysis:
     """Run the full analysis on an upload and save it in this browser's history.
 
-    Raises before anything is stored if the image or the model is unusable.
+    ``sample``: ``{"label", "source"}`` of a shipped demo image, kept with the result so its
+    page shows the known diagnosis. Raises before anything is stored if the image or the model
+    is unusable.
     """
     owner = current_owner()
     check_quota(owner)
     result = run_analysis(data, filename, model_path=current_app.config["MODEL_PATH"])
+    if sample is not None:
+        result["sample"] = sample
     json_part, images = split_images(result)
     return db.save_analysis(owner, filename, json_part, images, lesion)
 
