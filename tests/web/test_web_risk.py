@@ -6,7 +6,7 @@ import pytest
 
 from melascan.web.analysis import model_level, operating_points, risk_assessment
 from melascan.web.i18n import translate
-from melascan.web.present import compare_rows, feature_rows, in_100, percent
+from melascan.web.present import compare_rows, feature_rows, percent
 
 THRESHOLDS = {"screening": 0.2, "balanced": 0.5}
 
@@ -96,13 +96,14 @@ def test_operating_point_matched_by_threshold_value():
     assert balanced["sensitivity"] == 0.7
 
 
-def test_percent_and_in_100():
+def test_percent_and_the_base_rate_sentence():
     assert percent(0.234) == "23%"
     assert percent(0.001) == "<1%"
     assert percent(0.999) == ">99%"
     assert percent(1.0) == "100%"
     assert percent(None) == "—"
-    assert in_100(0.234) == 23 and in_100(0.001) == 1 and in_100(0.0) == 0
+    sentence = en("result.probability.sentence", pct="23%")
+    assert "23%" in sentence and "15 in 100" in sentence and "not as your personal risk" in sentence
 
 
 def test_feature_rows_explain_every_value():

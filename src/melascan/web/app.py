@@ -256,7 +256,6 @@ def _register_template_helpers(app: Flask) -> None:
         model_status=model_status,
         js_strings=js_strings,
         percent=present.percent,
-        in_100=present.in_100,
         advice_key=present.advice_key,
         number=present.number_text,
         feature_rows=lambda lesion: present.feature_rows(lesion, t),

@@ -36,11 +36,6 @@ def percent(probability: float | None, digits: int = 0) -> str:
     return f"{value:.{digits}f}%"
 
 
-def in_100(probability: float) -> int:
-    """The probability as "about N in 100" (at least 1 unless exactly 0)."""
-    n = round(100 * float(probability))
-    return max(n, 1) if probability > 0 else 0
-
 
 def number(value: Any) -> float | None:
     """A feature's numeric value: numbers as they are, a list by its length, None otherwise."""

@@ -19,7 +19,7 @@ from PIL import Image
 
 from melascan.web.fonts import FONT_DIR, PDF_FONT
 from melascan.web.i18n import translate
-from melascan.web.present import advice_key, feature_rows, in_100, percent
+from melascan.web.present import advice_key, feature_rows, percent
 
 SANS, HANGUL = "Sans", "Fallback"  # the main family and the fallback family of a report
 
@@ -117,7 +117,7 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
         para(_t("result.retake"))
     else:
         heading(_t("result.probability.title"))
-        para(_t("result.probability.sentence", pct=percent(probability), n=in_100(probability)))
+        para(_t("result.probability.sentence", pct=percent(probability)))
         para(f"{_t('result.risk_level')}: {_t('level.' + level)}")
     for point in ([] if level == "out_of_scope" else model.get("operating_points", [])):
         if point.get("sensitivity") is None:
