@@ -115,7 +115,12 @@ def test_name_a_lesion_add_a_later_image_and_compare(client, lesion_jpeg, make_l
     html = compare.get_data(as_text=True)
     assert 'id="compare-table"' in html and "TDS" in html
     assert html.index(f'data-analysis="{first}"') < html.index(f'data-analysis="{second}"')  # oldest left
+    assert 'id="different-lesions"' not in html and "Left shoulder" in html
     assert client.get("/history/compare", query_string={"ids": [first]}).status_code == 400
+    # a photo of another spot: compared, but with a plain warning and no better/worse colours
+    other = analysis_id(form_upload(client, make_lesion(seed=6), "back.jpg"))
+    html = client.get("/history/compare", query_string={"ids": [first, other]}).get_data(as_text=True)
+    assert 'id="different-lesions"' in html and "change-up" not in html and "change-down" not in html
 
     history = client.get("/history").get_data(as_text=True)
     assert "Left shoulder" in history and "left-shoulder-jan.jpg" in history
