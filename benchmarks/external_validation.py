@@ -25,9 +25,10 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def sets(seed_manifest: Path, ham_csv: Path) -> dict[str, dict]:
+def sets(seed_csv: Path, ham_csv: Path) -> dict[str, dict]:
+    """Set name -> evaluate_bundle target (a labelled CSV or a labelled folder)."""
     return {
-        "seed_test": {"csv_file": None, "folder": None, "manifest": seed_manifest},
+        "seed_test": {"csv_file": seed_csv},
         "official_test": {"folder": SHARED / "melanoma-10k" / "test"},
         "ham_test": {"csv_file": ham_csv},
         "ph2": {"csv_file": SHARED / "ph2" / "labels.csv"},
@@ -78,13 +79,11 @@ def main() -> None:
     results = {}
     for item in args.model:
         name, _, folder = item.partition("=")
-        for set_name, spec in sets(args.seed_manifest, args.ham_csv).items():
+        for set_name, spec in sets(seed_csv, args.ham_csv).items():
             if args.only and set_name not in args.only:
                 continue
-            out = args.out / name / set_name
-            csv_file = seed_csv if set_name == "seed_test" else spec.get("csv_file")
-            m = evaluate_bundle(folder, out, csv_file=csv_file, folder=spec.get("folder"), name=set_name,
-                                n_bootstrap=args.bootstrap, workers=2)
+            m = evaluate_bundle(folder, args.out / name / set_name, csv_file=spec.get("csv_file"),
+                                folder=spec.get("folder"), name=set_name, n_bootstrap=args.bootstrap, workers=2)
             results[(name, set_name)] = m
             lines.append(row(name, set_name, m))
             print(lines[-1], flush=True)

@@ -40,7 +40,7 @@ import imagehash
 import numpy as np
 
 from melascan.data.dedup import DEFAULT_MAX_DISTANCE, near_duplicate_pairs
-from melascan.data.manifest import LABELS, SPLITS, Record, read_manifest
+from melascan.data.manifest import LABELS, SPLITS, Record, file_sha256, read_manifest, write_manifest
 from melascan.data.overlap import read_hashes, write_hashes
 from melascan.data.prepare import LEAKAGE_COLUMNS, SKIPPED_COLUMNS, _write_csv
 from melascan.data.scan import ImageInfo, Skipped, _inspect_job
@@ -225,7 +225,7 @@ def prepare_mix(cfg: MixConfig) -> dict:
     across = [r for r in leakage if r["across_splits"] and not (r["path_a"] in seed_split and r["path_b"] in seed_split)]
     if across:
         raise RuntimeError(f"internal error: the mix put {len(across)} duplicate pairs in two splits")
-    summary = _summary(cfg, root, records, status, source, excluded_listed, excluded, copies, near, leakage)
+    summary = _summary(cfg, base, root, records, status, source, excluded_listed, excluded, copies, near, leakage)
     _write(cfg.out, records, summary, leakage, skipped, list(images.values()), status, source, lesion, dx)
     return summary
 
@@ -242,7 +242,7 @@ def _leakage(near, copies, images, status, source) -> list[dict]:
     return rows
 
 
-def _summary(cfg, root, records, status, source, excluded_listed, excluded, copies, near, leakage) -> dict:
+def _summary(cfg, base, root, records, status, source, excluded_listed, excluded, copies, near, leakage) -> dict:
     counts: dict = {}
     for src in sorted({r.source for r in records}) + ["total"]:
         rows = [r for r in records if src == "total" or r.source == src]
@@ -252,9 +252,8 @@ def _summary(cfg, root, records, status, source, excluded_listed, excluded, copi
     return {
         "source_root": str(root),
         "settings": cfg.settings(),
-        "sources": {M10K: str(Path(os.path.abspath(read_manifest(cfg.base).source_root))),
-                    HAM: str(Path(os.path.abspath(cfg.ham)))},
-        "base_manifest": {"path": str(Path(cfg.base).resolve()), "sha256": read_manifest(cfg.base).sha256()},
+        "sources": {M10K: str(Path(os.path.abspath(base.source_root))), HAM: str(Path(os.path.abspath(cfg.ham)))},
+        "base_manifest": {"path": str(base.path.resolve()), "sha256": base.sha256()},
         "counts": counts,
         "excluded": {"listed": len(excluded_listed), "found": len(excluded),
                      "removed_from_train_val": sum(status[k].startswith("removed: held-out") for k in excluded),
@@ -273,8 +272,6 @@ def _summary(cfg, root, records, status, source, excluded_listed, excluded, copi
 
 
 def _write(out, records, summary, leakage, skipped, images, status, source, lesion, dx) -> None:
-    from melascan.data.manifest import write_manifest
-
     out = Path(out)
     (out / "eval").mkdir(parents=True, exist_ok=True)
     write_manifest(out / "manifest.csv", records)
@@ -289,7 +286,5 @@ def _write(out, records, summary, leakage, skipped, images, status, source, lesi
         rows = [dict(path=str(root / k), label=HAM_LABELS[dx[k]], lesion_id=lesion[k], dx=dx[k])
                 for k in sorted(lesion) if lesion[k] in lesions and k in status]
         _write_csv(out / "eval" / f"ham_{split}.csv", EVAL_COLUMNS, rows)
-    from melascan.data.manifest import file_sha256
-
     summary["manifest_sha256"] = file_sha256(out / "manifest.csv")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
