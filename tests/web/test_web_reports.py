@@ -62,3 +62,14 @@ def test_korean_pdf_report_holds_the_korean_lesion_name_as_text(client, upload, 
     (tmp_path / "r.pdf").write_bytes(pdf.data)
     text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True, check=True).stdout
     assert "왼쪽 어깨 점" in text and "MelaScan 분석 보고서" in text and "??" not in text
+
+
+def test_fhir_bundle_carries_the_tracked_spots_name_as_body_site(client, upload, lesion_jpeg):
+    aid = upload(client, lesion_jpeg).json["id"]
+    assert client.post(f"/history/{aid}/lesion", data={"name": "Left shoulder, upper"}).status_code in (302, 303)
+    bundle = json.loads(client.get(f"/results/{aid}/fhir.json").data)
+    Bundle.model_validate(bundle)
+    resources = [e["resource"] for e in bundle["entry"]]
+    sited = [r for r in resources if r["resourceType"] in ("Observation", "Media")]
+    assert sited and all(r["bodySite"]["text"] == "Left shoulder, upper" for r in sited)
+    assert resources[0]["conclusion"].startswith("Spot: Left shoulder, upper.")

@@ -55,11 +55,14 @@ def _quantity(value: float, unit: str, code: str | None = None) -> dict[str, Any
 
 
 def build_bundle(result: dict[str, Any], images: dict[str, tuple[str, bytes]], *,
-                 analysis_id: str, created_at: datetime | None) -> dict[str, Any]:
-    """The validated Bundle as a JSON-safe dict. ``images``: kind -> (mime, bytes)."""
+                 analysis_id: str, created_at: datetime | None, lesion_name: str | None = None) -> dict[str, Any]:
+    """The validated Bundle as a JSON-safe dict. ``images``: kind -> (mime, bytes). ``lesion_name``:
+    the tracked spot's name, as the person wrote it: the ``bodySite`` text of every Observation
+    and Media, and in the report's conclusion (no code: it is free text)."""
     when = (created_at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
     risk, model, lesion = result["risk"], result["model"], result.get("lesion") or {}
     probability = float(result["classification"]["probability"])
+    site = {"bodySite": {"text": lesion_name}} if lesion_name else {}
     device_id = _uid(analysis_id, "device")
     imaging = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
                             "code": "imaging", "display": "Imaging"}]}]
@@ -85,6 +88,7 @@ def build_bundle(result: dict[str, Any], images: dict[str, tuple[str, bytes]], *
             "effectiveDateTime": when,
             "issued": when,
             "device": {"reference": f"urn:uuid:{device_id}"},
+            **site,
             **value,
         })
         return oid
@@ -157,6 +161,7 @@ def build_bundle(result: dict[str, Any], images: dict[str, tuple[str, bytes]], *
             "modality": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "XC",
                                      "display": "External-camera Photography"}]},
             "createdDateTime": when,
+            **site,
             "device": {"reference": f"urn:uuid:{device_id}"},
             "content": {"contentType": mime, "data": base64.b64encode(data).decode("ascii"),
                         "size": len(data), "title": translate(f"image.{kind}", "en")},
@@ -177,7 +182,8 @@ def build_bundle(result: dict[str, Any], images: dict[str, tuple[str, bytes]], *
         "issued": when,
         "result": [{"reference": f"urn:uuid:{oid}"} for oid in obs_ids],
         "media": media_links,
-        "conclusion": conclusion + " Not a diagnosis: research software, not a medical device.",
+        "conclusion": (f"Spot: {lesion_name}. " if lesion_name else "") + conclusion
+        + " Not a diagnosis: research software, not a medical device.",
     })
 
     for resource in resources:  # each resource against its own R4B model

@@ -38,6 +38,7 @@ def pdf(analysis_id: str):
 def fhir(analysis_id: str):
     row = _owned(analysis_id)
     images = {i.kind: (i.mime, i.data) for i in row.images if i.kind in ("original", "contour", "heatmap")}
-    bundle = build_bundle(row.result, images, analysis_id=row.id, created_at=row.created_at)
+    bundle = build_bundle(row.result, images, analysis_id=row.id, created_at=row.created_at,
+                          lesion_name=row.lesion.name if row.lesion else None)
     body = json.dumps(bundle, indent=2, ensure_ascii=False).encode("utf-8")
     return _download(body, "application/fhir+json", f"melascan-{row.id}.fhir.json")
