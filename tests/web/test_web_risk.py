@@ -179,3 +179,20 @@ def test_compare_calls_changes_inside_the_test_retest_band_no_measurable_change(
     moved = {"lesion": {**lesion["lesion"], "tds": 4.0 + bands["tds"] * 2}}
     tds_row = next(r for r in compare_rows(lesion, moved, en, 0.3, 0.3) if "TDS" in r["name"])
     assert tds_row["direction"] == "up"
+
+
+@pytest.mark.parametrize("p, band, tds, expected", [
+    (0.9, "melanoma", 6.1, "result.driver.both_suspicious"),
+    (0.9, "benign", 2.5, "result.driver.model_not_tds"),    # the headline must not claim both agree
+    (0.01, "suspicious", 5.0, "result.driver.tds_raised"),
+    (0.01, "benign", 2.5, "result.driver.both_low"),
+    (0.9, None, None, "result.driver.model_only_no_lesion"),
+])
+def test_the_sentence_under_the_headline_says_what_drove_the_level(p, band, tds, expected):
+    from melascan.web.present import driver
+
+    risk = risk_assessment(p, THRESHOLDS, band, [])
+    key, values = driver(risk, {"tds": tds})
+    assert key == expected and en(key, **values)
+    assert ("TDS" in en(key, **values)) == (tds is not None)
+    assert driver(risk_assessment(p, THRESHOLDS, band, [], in_scope=False), {"tds": tds}) is None

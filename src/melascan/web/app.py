@@ -257,6 +257,7 @@ def _register_template_helpers(app: Flask) -> None:
         js_strings=js_strings,
         percent=present.percent,
         advice_key=present.advice_key,
+        driver=present.driver,
         number=present.number_text,
         feature_rows=lambda lesion: present.feature_rows(lesion, t),
         structure_rows=lambda lesion: present.structure_rows(lesion, t),

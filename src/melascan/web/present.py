@@ -162,6 +162,35 @@ def advice_key(risk: dict[str, Any]) -> str:
     return f"result.advice.{level}"
 
 
+def driver(risk: dict[str, Any], lesion: dict[str, Any] | None) -> tuple[str, dict[str, str]] | None:
+    """What drove the level, as ``(translation key, values)``: the model, the dermoscopy score
+    (TDS), both, or the two disagreeing; None when there is no level to explain (out of scope,
+    cannot judge)."""
+    level = risk.get("level")
+    if level not in ("low", "moderate", "high"):
+        return None
+    band = risk.get("tds_band")
+    tds = number((lesion or {}).get("tds"))
+    if tds is None or band is None:
+        return "result.driver.model_only_no_lesion", {}
+    values = {"tds": _fmt(tds)}
+    if any(str(r).startswith("tds_") for r in risk.get("reasons", [])):
+        return "result.driver.tds_raised", values
+    model_suspicious = risk.get("model_level") in ("moderate", "high")
+    tds_suspicious = TDS_BAND_STEPS_SUSPICIOUS.get(band, False)
+    if model_suspicious and tds_suspicious:
+        return "result.driver.both_suspicious", values
+    if model_suspicious:
+        return "result.driver.model_not_tds", values
+    if tds_suspicious:  # low level although the TDS band is suspicious: cannot happen with the rule
+        return "result.driver.tds_raised", values
+    return "result.driver.both_low", values
+
+
+#: TDS bands that count as suspicious for ``driver``.
+TDS_BAND_STEPS_SUSPICIOUS = {"benign": False, "suspicious": True, "melanoma": True, "malignant": True}
+
+
 def number_text(lesion: dict[str, Any], key: str) -> str:
     """A lesion feature's score as a short number (``—`` when absent)."""
     return _fmt(feature_value(lesion or {}, key))

@@ -19,7 +19,7 @@ from PIL import Image
 
 from melascan.web.fonts import FONT_DIR, PDF_FONT
 from melascan.web.i18n import translate
-from melascan.web.present import advice_key, feature_rows, percent
+from melascan.web.present import advice_key, driver, feature_rows, percent
 
 SANS, HANGUL = "Sans", "Fallback"  # the main family and the fallback family of a report
 
@@ -111,6 +111,9 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
         para(f"{_t('sample.known', diagnosis=_t('sample.label.' + str(sample.get('label'))))} {_t('sample.demo_note')}")
     else:
         para(_t(advice_key(risk)))
+    why = driver(risk, result.get("lesion"))
+    if why:
+        para(_t(why[0], **why[1]), 9, "I")
     if risk.get("quality_limited") and level not in ("unknown", "out_of_scope"):
         para(_t("result.quality_limited_suspicious"), 10, "I")
     if level == "out_of_scope":  # no probability for an image that is not dermoscopy
