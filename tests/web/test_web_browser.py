@@ -246,3 +246,42 @@ def test_korean_text_uses_the_bundled_hangul_font(page):
     assert hangul and page.evaluate(f"document.fonts.check('16px \"MelaScan Hangul\"', {hangul!r})")
     used = page.evaluate("getComputedStyle(document.querySelector('h1')).fontFamily")
     assert "MelaScan Hangul" in used
+
+
+SMALL_TEXT_JS = """() => { const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (!(el instanceof SVGElement) && !el.offsetParent && getComputedStyle(el).position !== 'fixed') continue;
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    if (!el.getBoundingClientRect().width) continue;
+    let size = parseFloat(getComputedStyle(el).fontSize);
+    const svg = el.closest('svg');  // SVG text scales with its drawing
+    if (svg && svg.viewBox.baseVal && svg.viewBox.baseVal.width)
+      size *= svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    if (size < 11) out.push(el.textContent.trim().slice(0, 30) + ' (' + size.toFixed(1) + ' px)');
+  }
+  return out; }"""
+
+
+def test_every_page_fits_360_390_and_1280_px_with_readable_text(browser, server, lesion_jpeg, make_lesion):
+    context = browser.new_context(viewport={"width": 360, "height": 800}, base_url=server.url)
+    page = context.new_page()
+    first = analyse_upload(page, lesion_jpeg, "first.jpg")
+    page.fill("#name-lesion-form input[name=name]", "Left calf")
+    page.click("#name-lesion-form button")
+    page.wait_for_url(re.compile(rf"/results/{first}$"))
+    lesion_url = page.get_attribute(".lesion-link", "href")
+    page.goto(lesion_url)
+    page.set_input_files("#add-image input[name=image] >> nth=0", image_file(make_lesion(seed=11), "later.jpg"))
+    page.click("#add-image .analyse-button")
+    page.wait_for_url(re.compile(r"/results/[\w-]+$"))
+    second = page.url.rsplit("/", 1)[1]
+    pages = ["/", "/intro", "/start", "/main", "/samples", "/history", lesion_url, f"/results/{first}",
+             f"/history/compare?a={first}&b={second}", "/lang/ko?next=/main", f"/results/{second}"]
+    for width in (360, 390, 1280):
+        page.set_viewport_size({"width": width, "height": 800})
+        for url in pages:
+            page.goto(url)
+            page.wait_for_load_state("networkidle")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{url} at {width} px"
+            assert page.evaluate(SMALL_TEXT_JS) == [], f"text under 11 px on {url} at {width} px"
+    context.close()

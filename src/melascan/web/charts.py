@@ -42,6 +42,7 @@ def timeline_svg(analyses: Sequence[db.Analysis]) -> Markup:
     rows = sorted(analyses, key=lambda a: a.created_at)
     n = len(rows)
     parts = [
+        '<div class="chart-scroll">'
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(t("chart.label"))}" xmlns="http://www.w3.org/2000/svg">'
     ]
@@ -54,9 +55,11 @@ def timeline_svg(analyses: Sequence[db.Analysis]) -> Markup:
         )
     if rows:
         thresholds = rows[-1].result.get("model", {}).get("thresholds", {})
-        for value in sorted(set(thresholds.values())):
+        for name, value in sorted(thresholds.items(), key=lambda kv: kv[1]):
             y = _y(float(value))
             parts.append(f'<line class="threshold" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
+            label = f"{t('threshold.' + name)} {100 * float(value):.0f}%"
+            parts.append(f'<text class="threshold-label" x="{LEFT + 4}" y="{y - 3:.1f}">{escape(label)}</text>')
     prob = [(_x(i, n), _y(a.probability)) for i, a in enumerate(rows)]
     tds = [
         (_x(i, n), _y(float(a.result["lesion"]["tds"]) / TDS_MAX))
@@ -76,6 +79,6 @@ def timeline_svg(analyses: Sequence[db.Analysis]) -> Markup:
     parts.append(
         f'<text class="legend legend-prob" x="{LEFT}" y="{HEIGHT - 6}">— {escape(t("chart.probability"))}</text>'
         f'<text class="legend legend-tds" x="{WIDTH - RIGHT}" y="{HEIGHT - 6}" text-anchor="end">'
-        f'- - {escape(t("chart.tds"))}</text></svg>'
+        f'- - {escape(t("chart.tds"))}</text></svg></div>'
     )
     return Markup("".join(parts))
