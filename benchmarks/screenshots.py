@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/screenshots.py [--out docs/screenshots]
 
 Starts the app on a free local port with a temporary instance folder, analyses two
-of the shipped sample images (a melanoma and a benign lesion) and a later image of
-the first, then saves full-page PNGs of the main, samples and result pages at desktop
-(1280 px) and phone (390 px) widths (the phone also in Korean), plus the history and
-lesion pages on desktop.
+of the shipped sample images (a melanoma and a benign lesion), a photo of printed text
+(out of scope) and a later image of the first, then saves full-page PNGs of the main,
+samples and result pages (suspicious, benign, out of scope) at desktop (1280 px) and phone
+(390 px) widths (the phone also in Korean), plus the history and lesion pages on desktop.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from melascan.evaluation.nonskin import printed_text
 from melascan.web import create_app
 from melascan.web.liveserver import LiveServer
 
@@ -27,6 +28,16 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 #: (width name, UI language) pairs to shoot; Korean needs a Korean font (Debian: fonts-nanum).
 SHOTS = [("desktop", "en"), ("phone", "en"), ("phone", "ko")]
+
+
+def _jpeg(rgb) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=90)
+    return out.getvalue()
 
 
 def main() -> int:
@@ -55,6 +66,18 @@ def main() -> int:
                 page.wait_for_url(re.compile(r"/results/[\w-]+$"))
                 page.wait_for_load_state("networkidle")
                 page.screenshot(path=out / f"result-{name}.png", full_page=True, animations="disabled")
+                page.goto("/samples")  # a benign sample (the demo shows its known diagnosis)
+                page.click("form[action='/samples/benign_1'] .button")
+                page.wait_for_url(re.compile(r"/results/[\w-]+$"))
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=out / f"result-benign-{name}.png", full_page=True, animations="disabled")
+                page.goto("/main")  # not a skin spot: a photo of printed text
+                page.set_input_files("#file-input-main", {"name": "page.jpg", "mimeType": "image/jpeg",
+                                                          "buffer": _jpeg(printed_text())})
+                page.click("form.js-upload .analyse-button")
+                page.wait_for_url(re.compile(r"/results/[\w-]+$"))
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=out / f"out-of-scope-{name}.png", full_page=True, animations="disabled")
                 if name == "desktop":
                     first = page.url.rsplit("/", 1)[1]
                     page.fill("#name-lesion-form input[name=name]", "Upper back")
