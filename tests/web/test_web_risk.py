@@ -160,8 +160,12 @@ def test_a_fused_model_shows_only_numbers_measured_on_what_ships():
         "ham_test": {"n": 1400, "thresholds": {"balanced": {"threshold": 0.11, "sensitivity": 0.96, "specificity": 0.66},
                                                "screening": {"threshold": 0.06, "sensitivity": 0.97, "specificity": 0.56}}}}}
     points = operating_points(card)
-    assert [(p["name"], p["set"].split(" ")[0], p["specificity"]) for p in points] == [
-        ("screening", "HAM10000", 0.56), ("screening", "PH2", 0.15), ("balanced", "HAM10000", 0.66), ("balanced", "PH2", 0.33)]
+    assert [(p["name"], p["set"], p["specificity"]) for p in points] == [
+        ("screening", "ham_test", 0.56), ("screening", "ph2", 0.15), ("balanced", "ham_test", 0.66), ("balanced", "ph2", 0.33)]
+    from melascan.web.present import set_name
+
+    assert set_name("ph2", en).startswith("PH2") and set_name("official", en) == "official"
+    assert "HAM10000" in set_name("ham_test", lambda key: translate(key, "ko")) and set_name(None, en) == ""
     assert all(p["threshold"] in (0.06, 0.11) for p in points)
 
 

@@ -165,9 +165,8 @@ def operating_points(card: dict) -> list[dict[str, Any]]:
     return points
 
 
-#: Sets of ``card["external_validation"]`` shown to people, in this order, with readable names.
-SHIPPED_SETS = {"ham_test": "HAM10000 test lesions", "ph2": "PH2 (another clinic and dermatoscope)",
-                "seed_test": "seed test split (melanoma-10k)"}
+#: Sets of ``card["external_validation"]`` shown to people, in this order (names: ``set.<key>`` translations).
+SHIPPED_SETS = ("ham_test", "ph2", "seed_test")
 
 
 def _shipped_points(card: dict) -> list[dict[str, Any]]:
@@ -184,7 +183,7 @@ def _shipped_points(card: dict) -> list[dict[str, Any]]:
             block = sets[set_name]["thresholds"][name]
             points.append({**blank, "sensitivity": float(block["sensitivity"]),
                            "specificity": float(block["specificity"]), "n": sets[set_name].get("n"),
-                           "set": SHIPPED_SETS[set_name]})
+                           "set": set_name})
         if not measured:
             points.append(blank)
     return points

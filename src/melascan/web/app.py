@@ -258,6 +258,7 @@ def _register_template_helpers(app: Flask) -> None:
         percent=present.percent,
         advice_key=present.advice_key,
         driver=present.driver,
+        set_name=present.set_name,
         number=present.number_text,
         feature_rows=lambda lesion: present.feature_rows(lesion, t),
         structure_rows=lambda lesion: present.structure_rows(lesion, t),

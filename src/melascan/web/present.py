@@ -150,6 +150,12 @@ def structure_rows(lesion: dict[str, Any], t: Translate) -> list[dict[str, str]]
     return rows
 
 
+def set_name(key: str | None, t: Translate) -> str:
+    """A readable, translated name of an evaluated set (``set.<key>``), else the key itself."""
+    text = t(f"set.{key}")
+    return key or "" if text == f"set.{key}" else text
+
+
 def advice_key(risk: dict[str, Any]) -> str:
     """Translation key of the advice under the headline.
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from melascan.web.fonts import FONT_DIR, PDF_FONT
 from melascan.web.i18n import translate
-from melascan.web.present import advice_key, driver, feature_rows, percent
+from melascan.web.present import advice_key, driver, feature_rows, percent, set_name
 
 SANS, HANGUL = "Sans", "Fallback"  # the main family and the fallback family of a report
 
@@ -127,7 +127,7 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
             continue
         para(_t("result.uncertainty.point", name=_t("threshold." + point["name"]),
                 threshold=percent(point["threshold"]), sens=percent(point["sensitivity"]),
-                spec=percent(point["specificity"]), set=point.get("set") or ""), 9)
+                spec=percent(point["specificity"]), set=set_name(point.get("set"), _t)), 9)
     if not any(p.get("sensitivity") is not None for p in model.get("operating_points", [])):
         para(_t("result.uncertainty.none"), 9)
 
