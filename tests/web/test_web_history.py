@@ -116,7 +116,9 @@ def test_name_a_lesion_add_a_later_image_and_compare(client, lesion_jpeg, make_l
     assert 'id="compare-table"' in html and "TDS" in html
     assert html.index(f'data-analysis="{first}"') < html.index(f'data-analysis="{second}"')  # oldest left
     assert 'id="different-lesions"' not in html and "Left shoulder" in html
-    assert client.get("/history/compare", query_string={"ids": [first]}).status_code == 400
+    one = client.get("/history/compare", query_string={"ids": [first]})  # one box ticked: back, with the reason
+    assert one.status_code == 303 and one.headers["Location"].endswith("/history")
+    assert translate("compare.choose_two", "en") in client.get("/history").get_data(as_text=True)
     # a photo of another spot: compared, but with a plain warning and no better/worse colours
     other = analysis_id(form_upload(client, make_lesion(seed=6), "back.jpg"))
     html = client.get("/history/compare", query_string={"ids": [first, other]}).get_data(as_text=True)

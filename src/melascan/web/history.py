@@ -119,8 +119,9 @@ def compare():
     owner = current_owner()
     ids = request.args.getlist("ids") or [request.args.get("a", ""), request.args.get("b", "")]
     ids = [i for i in ids if i]
-    if len(ids) != 2 or ids[0] == ids[1]:
-        abort(400, "choose exactly two different analyses to compare")
+    if len(ids) != 2 or ids[0] == ids[1]:  # back to the list, saying why, in the reader's language
+        flash(t("compare.choose_two"))
+        return redirect(url_for("history.index"), code=303)
     rows = [db.get_analysis(owner, i) or abort(404) for i in ids]
     left, right = sorted(rows, key=lambda a: a.created_at)
     return render_template("compare.html", left=left, right=right, chart=timeline_svg([left, right]))
