@@ -285,3 +285,18 @@ def test_every_page_fits_360_390_and_1280_px_with_readable_text(browser, server,
             assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{url} at {width} px"
             assert page.evaluate(SMALL_TEXT_JS) == [], f"text under 11 px on {url} at {width} px"
     context.close()
+
+
+def test_tab_never_lands_on_an_invisible_control(page):
+    page.goto("/main")
+    for _ in range(25):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("""() => { const el = document.activeElement; const r = el.getBoundingClientRect();
+            const outline = getComputedStyle(el.closest('form') ? el.closest('form').querySelector('.dropzone') || el : el).outlineStyle;
+            return {id: el.id, capture: el.hasAttribute('capture'), visible: r.width > 2 && r.height > 2,
+                    file: el.classList.contains('file-input'), outline}; }""")
+        assert not focused["capture"], "Tab reached the hidden camera input"
+        if focused["file"]:  # the hidden file picker shows its focus on the drop zone
+            assert focused["outline"] != "none"
+        else:
+            assert focused["visible"] or focused["id"] == "", focused
