@@ -157,3 +157,12 @@ def test_history_is_in_korean_too(client, lesion_jpeg):
     client.get("/lang/ko")
     html = client.get(f"/results/{aid}").get_data(as_text=True)
     assert '<html lang="ko">' in html and "피부과 전문의를 찾아야 할 때" in html
+
+
+def test_colour_overlay_has_a_legend(client, lesion_jpeg):
+    aid = analysis_id(form_upload(client, lesion_jpeg))
+    html = client.get(f"/results/{aid}").get_data(as_text=True)
+    if f"/results/{aid}/images/colors" in html:
+        legend = html[html.index('id="colors-legend"'):]
+        for name in ("white", "red", "light_brown", "dark_brown", "blue_gray", "black"):
+            assert translate(f"color.{name}", "en") in legend

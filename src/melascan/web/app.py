@@ -259,6 +259,7 @@ def _register_template_helpers(app: Flask) -> None:
         advice_key=present.advice_key,
         driver=present.driver,
         set_name=present.set_name,
+        color_palette=present.COLOR_LEGEND,
         number=present.number_text,
         feature_rows=lambda lesion: present.feature_rows(lesion, t),
         structure_rows=lambda lesion: present.structure_rows(lesion, t),

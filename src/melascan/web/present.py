@@ -11,7 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from melascan.lesion.colors import COLOR_PALETTE
+
 Translate = Callable[..., str]
+
+#: The colour-region overlay's colours (the lesion stage owns them), for its legend.
+COLOR_LEGEND = COLOR_PALETTE
 
 #: ABCD/TDS rows shown on a result, in order: (lesion key, translation key stem).
 FEATURE_ROWS = (
