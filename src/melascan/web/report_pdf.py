@@ -77,6 +77,8 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
     width = pdf.w - pdf.l_margin - pdf.r_margin
 
     def heading(text: str, size: int = 13) -> None:
+        if pdf.will_page_break(25):  # never a heading alone at the foot of a page
+            pdf.add_page()
         pdf.ln(2)
         pdf.set_font(SANS, "B", size)
         pdf.set_text_color(20)
