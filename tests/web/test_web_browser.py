@@ -206,6 +206,19 @@ def test_phone_layout_offers_camera_and_installs(browser, server, lesion_jpeg):
     context.close()
 
 
+def track_later_photo(page, first: str, name: str, later: bytes) -> tuple[str, str]:
+    """Name the spot of result ``first``, add ``later`` on its lesion page; ``(lesion url, second id)``."""
+    page.fill("#name-lesion-form input[name=name]", name)
+    page.click("#name-lesion-form button")
+    page.wait_for_url(re.compile(rf"/results/{first}$"))
+    lesion_url = page.get_attribute(".lesion-link", "href")
+    page.goto(lesion_url)
+    page.set_input_files("#add-image input[name=image] >> nth=0", image_file(later, "later.jpg"))
+    page.click("#add-image .analyse-button")
+    page.wait_for_url(re.compile(r"/results/[\w-]+$"))
+    return lesion_url, page.url.rsplit("/", 1)[1]
+
+
 def test_every_page_fits_a_phone_without_console_errors(browser, server, lesion_jpeg, make_lesion):
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, base_url=server.url)
     page = context.new_page()
@@ -213,15 +226,7 @@ def test_every_page_fits_a_phone_without_console_errors(browser, server, lesion_
     page.on("console", lambda msg: errors.append(f"{page.url}: {msg.text}") if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
     first = analyse_upload(page, lesion_jpeg, "a-very-long-file-name-from-a-phone-camera-20261124_101500.jpg")
-    page.fill("#name-lesion-form input[name=name]", "Right forearm, near the elbow")
-    page.click("#name-lesion-form button")
-    page.wait_for_url(re.compile(rf"/results/{first}$"))
-    lesion_url = page.get_attribute(".lesion-link", "href")
-    page.goto(lesion_url)
-    page.set_input_files("#add-image input[name=image] >> nth=0", image_file(make_lesion(seed=9), "later.jpg"))
-    page.click("#add-image .analyse-button")
-    page.wait_for_url(re.compile(r"/results/[\w-]+$"))
-    second = page.url.rsplit("/", 1)[1]
+    lesion_url, second = track_later_photo(page, first, "Right forearm, near the elbow", make_lesion(seed=9))
     pages = ["/", "/intro", "/start", "/main", "/samples", "/history", lesion_url, f"/results/{first}",
              f"/history/compare?a={first}&b={second}", "/results/does-not-exist", "/lang/ko?next=/main",
              f"/results/{second}"]
@@ -266,15 +271,7 @@ def test_every_page_fits_360_390_and_1280_px_with_readable_text(browser, server,
     context = browser.new_context(viewport={"width": 360, "height": 800}, base_url=server.url)
     page = context.new_page()
     first = analyse_upload(page, lesion_jpeg, "first.jpg")
-    page.fill("#name-lesion-form input[name=name]", "Left calf")
-    page.click("#name-lesion-form button")
-    page.wait_for_url(re.compile(rf"/results/{first}$"))
-    lesion_url = page.get_attribute(".lesion-link", "href")
-    page.goto(lesion_url)
-    page.set_input_files("#add-image input[name=image] >> nth=0", image_file(make_lesion(seed=11), "later.jpg"))
-    page.click("#add-image .analyse-button")
-    page.wait_for_url(re.compile(r"/results/[\w-]+$"))
-    second = page.url.rsplit("/", 1)[1]
+    lesion_url, second = track_later_photo(page, first, "Left calf", make_lesion(seed=11))
     pages = ["/", "/intro", "/start", "/main", "/samples", "/history", lesion_url, f"/results/{first}",
              f"/history/compare?a={first}&b={second}", "/lang/ko?next=/main", f"/results/{second}"]
     for width in (360, 390, 1280):
