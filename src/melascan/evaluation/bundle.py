@@ -68,12 +68,16 @@ def predict_target(clf, target: Target, *, progress: bool = False) -> dict:
     return {key: np.array([r[key] for r in rows]) for key in rows[0]}
 
 
-def _guard(card: dict, target: Target, images: dict | None, max_distance: int):
-    """Leakage guard against the train/val images of the manifest the card names."""
-    manifest_path = (card.get("training") or {}).get("data_manifest")
-    if images is None or not manifest_path or not Path(manifest_path).is_file():
+def _training_manifest(card: dict):
+    """The manifest the card says the model was trained on, or None where it is not on this machine."""
+    path = (card.get("training") or {}).get("data_manifest")
+    return read_manifest(path) if path and Path(path).is_file() else None
+
+
+def _guard(manifest, target: Target, images: dict | None, max_distance: int):
+    """Leakage guard against the train/val images of the model's training manifest."""
+    if images is None or manifest is None:
         return None, None
-    manifest = read_manifest(manifest_path)
     leaked, rows = find_seen(target, images, manifest, max_distance)
     return leaked, leakage_summary(target, leaked, rows, max_distance=max_distance)
 
@@ -87,19 +91,18 @@ def evaluate_bundle(model: str | Path, out: str | Path, *, split: str | None = N
 
     clf = Classifier(model)
     max_distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
+    manifest = _training_manifest(clf.card)  # read once: split target and leakage guard
     if csv_file is not None:
         target, images = csv_target(csv_file, name, workers=workers)
     elif folder is not None:
         target, images = folder_target(folder, name, workers=workers)
     else:
-        manifest_path = (clf.card.get("training") or {}).get("data_manifest")
-        if not manifest_path or not Path(manifest_path).is_file():
+        if manifest is None:
             raise DataError(f"{model}: the card names no readable training manifest; use --csv or --folder")
-        manifest = read_manifest(manifest_path)
         target = split_target(manifest, split or "test")
         target.name = name or target.name
         images = split_hashes(manifest, target)
-    leaked, leakage = _guard(clf.card, target, images, max_distance)
+    leaked, leakage = _guard(manifest, target, images, max_distance)
     pred = predict_target(clf, target, progress=progress)
     y = pred["label"]
     thresholds = dict(clf.fusion["thresholds"]) if clf.fusion else dict(clf.thresholds)
