@@ -1,22 +1,20 @@
-"""Fixtures of the hardening tests (helpers: ``hardening_support.py``, importable from here)."""
+"""Fixtures of the hardening tests (helpers: ``hardening_support.py``)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from hardening_support import CASES, ROOT
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from hardening_support import CASES, ROOT, hostile  # noqa: E402
+from melascan.web.hostile_corpus import write_corpus
 
 
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory) -> Path:
     """The corpus written to disk (``cases.json`` + one file per case)."""
     folder = tmp_path_factory.mktemp("hostile")
-    hostile.write_corpus(folder, CASES)
+    write_corpus(folder, CASES)
     return folder
 
 

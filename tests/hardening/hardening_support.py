@@ -1,55 +1,27 @@
 """Helpers shared by the hardening tests: the hostile corpus, request helpers, state snapshots.
 
-The corpus generator and the server helpers live in ``benchmarks/`` (they are also
-command-line tools); they are loaded from there by path. ``conftest.py`` puts this
-folder on ``sys.path`` so that test modules can ``import hardening_support``.
+The corpus (``melascan.web.hostile_corpus``) and the live server
+(``melascan.web.serverproc``) come from the package, as the benchmarks use them; this
+folder is on pytest's ``pythonpath`` (pyproject.toml) so test modules can
+``import hardening_support``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import importlib.util
 import io
 import sqlite3
-import sys
 from pathlib import Path
 
 from melascan.web import create_app
+from melascan.web.hostile_corpus import build_cases
 from melascan.web.testing import BrowserClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_benchmark(name: str):
-    """Import ``benchmarks/<name>.py`` as a module (registered in ``sys.modules``)."""
-    module_name = f"melascan_bench_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
-
-
-hostile = load_benchmark("hostile_corpus")
-CASES = hostile.build_cases()
+CASES = build_cases()
 CASES_BY_NAME = {c.name: c for c in CASES}
-
-
-@contextlib.contextmanager
-def live_server(instance: Path, workers: int = 1, threads: int = 2, env: dict[str, str] | None = None):
-    """``melascan serve`` on a free port; yields ``(base_url, process)``; stopped on exit."""
-    load = load_benchmark("load_test")
-    port = load.free_port()
-    proc = load.start_server(port, instance, workers, threads, instance.parent / f"server-{port}.log", env)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        load.wait_ready(url, proc, workers)
-        yield url, proc
-    finally:
-        load.stop_server(proc)
 
 
 def make_app(instance: Path, **config):

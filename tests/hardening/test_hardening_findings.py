@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from hardening_support import ROOT, live_server, load_benchmark, make_app
+from hardening_support import ROOT, make_app
 from PIL import Image
 
-from melascan.web import db
+from melascan.web import db, serverproc
 from melascan.web.testing import api_session
 
-load = load_benchmark("load_test")
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -40,7 +39,7 @@ def sample_jpeg_bytes() -> bytes:
 def server(tmp_path_factory):
     """One ``melascan serve`` (1 worker) for the HTTP checks: ``(url, master pid)``."""
     instance = tmp_path_factory.mktemp("findings") / "instance"
-    with live_server(instance) as (url, proc):
+    with serverproc.live_server(instance) as (url, proc):
         yield url, proc.pid
 
 
@@ -231,8 +230,8 @@ def test_f4_slow_clients_do_not_stop_the_server_behind_nginx(tmp_path):
         pytest.skip("nginx is not installed (make test installs Debian's nginx)")
     front_dir = tmp_path / "nginx"
     front_dir.mkdir()
-    with live_server(tmp_path / "instance", workers=2, threads=2) as (app_url, _):
-        port = load.free_port()
+    with serverproc.live_server(tmp_path / "instance", workers=2, threads=2) as (app_url, _):
+        port = serverproc.free_port()
         nginx = start_nginx(front_dir, port, int(app_url.rsplit(":", 1)[1]))
         url = f"http://127.0.0.1:{port}"
         socks = slow_clients(port, n_heads=24, n_bodies=8)  # twice the review's 12 (+ its 8 bodies)
@@ -295,8 +294,8 @@ def test_f5_a_40_megapixel_upload_is_stored_small_with_bounded_memory(server):
         if kind == "original":
             assert max(Image.open(io.BytesIO(image.content)).size) <= 1024
     assert stored < 1_500_000, f"{stored} bytes stored for one analysis (was 10.4 MB)"
-    workers = load.server_pids(master)[1:]
-    peak_mb = max(load._kib(Path(f"/proc/{pid}/status"), "VmHWM") for pid in workers) / 1024
+    workers = serverproc.server_pids(master)[1:]
+    peak_mb = max(serverproc.proc_status_kib(Path(f"/proc/{pid}/status"), "VmHWM") for pid in workers) / 1024
     assert peak_mb < 600, f"worker peak memory {peak_mb:.0f} MB (was ~800 MB for one 40 MP upload)"
 
 
@@ -373,7 +372,7 @@ def test_f6_lesion_deleted_during_an_upload_is_a_409_not_a_500(race_app, sample_
 def test_concurrent_saves_and_deletes_on_postgresql(tmp_path, postgres, sample_jpeg_bytes):
     """Two workers on one PostgreSQL: uploads into a lesion while its analyses are deleted."""
     env = {"MELASCAN_DATABASE_URL": postgres.new_database(), "MELASCAN_RATELIMIT_ENABLED": "false"}
-    with live_server(tmp_path / "instance", workers=2, threads=2, env=env) as (url, _):
+    with serverproc.live_server(tmp_path / "instance", workers=2, threads=2, env=env) as (url, _):
         session = api_session(url)
         first = upload(session, url, sample_jpeg_bytes).json()["id"]
         token = form_token(session, url)

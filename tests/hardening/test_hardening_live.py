@@ -13,12 +13,12 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
-from hardening_support import CASES_BY_NAME, ROOT, db_counts, folder_state, integrity, live_server, post_http
+from hardening_support import CASES_BY_NAME, ROOT, db_counts, folder_state, integrity, post_http
 
+from melascan.web.serverproc import live_server
 from melascan.web.testing import api_session
 
 LIVE_REFUSED = ["zero_bytes", "text_as_jpg", "svg_script", "svg_as_png", "png_bomb_50000", "png_bomb_8000_real",
