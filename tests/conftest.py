@@ -1,4 +1,12 @@
-"""Fixtures shared by every test folder: a real, throwaway PostgreSQL server.
+"""Fixtures shared by every test folder: a synthetic data set, one tiny trained run, and a
+real, throwaway PostgreSQL server.
+
+``make_dataset(root, counts)`` writes small JPEGs (bright = malignant, dark = benign, a
+coloured blob and noise make every image different: a task a tiny model learns in one
+epoch) under ``root/images/<split>/<label>/`` and ``root/split/manifest.csv`` as
+``melascan prepare`` would. ``tiny_manifest`` is one such data set; ``trained_run`` is
+one real run on it (timm's ``resnet10t``, 64 px, Shades of Gray, two epochs on
+CPU) evaluated on its test split, for every test that needs a trained model.
 
 ``postgres`` starts a private cluster (Debian's ``postgresql`` package, which
 ``make test`` installs) on 127.0.0.1 and a free port for the test session and stops
@@ -10,6 +18,8 @@ PostgreSQL.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -19,8 +29,78 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from melascan.data.manifest import Record, write_manifest
+
+TINY_IMAGE_SIZE = 64
+
+
+# --- a synthetic data set and one tiny trained run ------------------------------------------
+def synthetic_lesion(rng: np.random.Generator, malignant: bool, size: int = 48) -> np.ndarray:
+    """Bright (malignant) or dark (benign) noisy skin with a darker coloured blob."""
+    img = rng.normal(190 if malignant else 60, 20, size=(size, size, 3))
+    yy, xx = np.mgrid[:size, :size]
+    cy, cx = rng.integers(size // 3, 2 * size // 3, 2)
+    r = rng.integers(max(2, size // 8), max(3, size // 4))
+    img[(yy - cy) ** 2 + (xx - cx) ** 2 < r**2] *= rng.uniform(0.5, 0.9, 3)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_dataset(root: Path, counts: dict[str, tuple[int, int]], seed: int = 0, size: int = 48) -> Path:
+    """Images under ``root/images/<split>/<label>/NNN.jpg`` and ``root/split/manifest.csv``
+    (+ ``summary.json``); ``counts[split] = (n_benign, n_malignant)``. Returns the manifest."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for split, (n_benign, n_malignant) in counts.items():
+        for label, n in (("benign", n_benign), ("malignant", n_malignant)):
+            (root / "images" / split / label).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                rel = f"images/{split}/{label}/{i:03d}.jpg"
+                Image.fromarray(synthetic_lesion(rng, label == "malignant", size)).save(root / rel, quality=95)
+                records.append(Record(rel, label, split, hashlib.md5((root / rel).read_bytes()).hexdigest(), size, size))
+    out = root / "split"
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out / "manifest.csv", records)
+    (out / "summary.json").write_text(json.dumps({"source_root": str(root)}))
+    return out / "manifest.csv"
+
+
+@pytest.fixture(scope="session")
+def make_dataset():
+    """``write_dataset`` (see the module doc)."""
+    return write_dataset
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tmp_path_factory) -> Path:
+    """24 train (12/12), 12 val (6/6) and 8 test (4/4) images of 48 px."""
+    return write_dataset(tmp_path_factory.mktemp("data"), {"train": (12, 12), "val": (6, 6), "test": (4, 4)})
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_manifest, tmp_path_factory) -> Path:
+    """One real run: trained two epochs, then evaluated on its test split (calibration.json,
+    eval/test/metrics.json)."""
+    pytest.importorskip("torch")
+    from melascan.evaluation.evaluate import evaluate_run
+    from melascan.training.config import RunConfig
+    from melascan.training.engine import train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    cfg = RunConfig(
+        model="resnet10t", pretrained="none", drop_rate=0.0, manifest=str(tiny_manifest), eda_json=None,
+        image_size=TINY_IMAGE_SIZE, color_constancy="shades_of_gray", cache_dir=str(root / "cache"), recipe="C4",
+        batch_size=8, epochs=2, warmup_epochs=0, lr=3e-3, patience=None, checkpoint_every=0, device="cpu", seed=0,
+    )
+    train(cfg, root / "run")
+    evaluate_run(root / "run", split="test", n_bootstrap=20, report=False)
+    return root / "run"
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
 PG_ROOT = Path("/usr/lib/postgresql")
 
 

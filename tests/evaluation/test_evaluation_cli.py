@@ -2,53 +2,29 @@
 on its test split (with TTA) and on an external labelled folder (leakage guard)."""
 
 import csv
-import hashlib
 import json
 import shutil
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from melascan.cli import main
-from melascan.data.manifest import Record, write_manifest
 
 pytest.importorskip("torch")
 pytest.importorskip("timm")
 
 
-def lesion(rng, malignant: bool, size: int = 48) -> np.ndarray:
-    """Dark (benign) or bright (malignant) skin with a coloured blob: easy to learn."""
-    img = rng.normal(185 if malignant else 70, 20, size=(size, size, 3))
-    yy, xx = np.mgrid[:size, :size]
-    cy, cx = rng.integers(size // 3, 2 * size // 3, 2)
-    img[(yy - cy) ** 2 + (xx - cx) ** 2 < rng.integers(6, 12) ** 2] *= rng.uniform(0.4, 0.9, 3)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """``src/<split>/<label>/*.jpg`` + ``data/manifest.csv`` (train 8/8, val 6/6, test 5/5)."""
+def dataset(make_dataset, tmp_path_factory):
+    """``images/<split>/<label>/*.jpg`` + ``split/manifest.csv`` (train 8/8, val 6/6, test 5/5)."""
     root = tmp_path_factory.mktemp("e2e")
-    rng = np.random.default_rng(0)
-    records = []
-    for split, n in (("train", 8), ("val", 6), ("test", 5)):
-        for label in ("benign", "malignant"):
-            for i in range(n):
-                rel = f"{split}/{label}/{i}.jpg"
-                (root / "src" / split / label).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(lesion(rng, label == "malignant")).save(root / "src" / rel, quality=95)
-                records.append(Record(rel, label, split, hashlib.md5((root / "src" / rel).read_bytes()).hexdigest(), 48, 48))
-    (root / "data").mkdir()
-    write_manifest(root / "data" / "manifest.csv", records)
-    (root / "data" / "summary.json").write_text(json.dumps({"source_root": str(root / "src")}))
+    make_dataset(root, {"train": (8, 8), "val": (6, 6), "test": (5, 5)})
     return root
 
 
-def test_train_then_evaluate(dataset, capsys):
+def test_train_then_evaluate(dataset, make_dataset, capsys):
     run = dataset / "runs" / "tiny"
     rc = main([
-        "train", "--out", str(run), "--set", f"manifest={dataset / 'data' / 'manifest.csv'}", "eda_json=none",
+        "train", "--out", str(run), "--set", f"manifest={dataset / 'split' / 'manifest.csv'}", "eda_json=none",
         "model=resnet10t", "pretrained=none", "image_size=32", "epochs=1", "batch_size=8", "warmup_epochs=0",
         "recipe=C4", "checkpoint_every=0", "device=cpu", f"cache_dir={dataset / 'cache'}",
     ])
@@ -71,12 +47,8 @@ def test_train_then_evaluate(dataset, capsys):
     ext = dataset / "external"
     for i in (0, 1):
         (ext / "site" / "benign").mkdir(parents=True, exist_ok=True)
-        shutil.copy(dataset / "src" / "train" / "benign" / f"{i}.jpg", ext / "site" / "benign" / f"copy{i}.jpg")
-    rng = np.random.default_rng(5)
-    for i, malignant in enumerate((True, True, False)):
-        label = "malignant" if malignant else "benign"
-        (ext / label).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(lesion(rng, malignant)).save(ext / label / f"new{i}.png")
+        shutil.copy(dataset / "images" / "train" / "benign" / f"{i:03d}.jpg", ext / "site" / "benign" / f"copy{i}.jpg")
+    make_dataset(ext, {"new": (1, 2)}, seed=5)
     capsys.readouterr()
     assert main(["evaluate", str(run), "--folder", str(ext), "--bootstrap", "50", "--device", "cpu"]) == 0
     assert "leakage: 2 of 5 images" in capsys.readouterr().out
@@ -96,10 +68,10 @@ def test_evaluate_errors_are_clean(tmp_path, capsys):
 
 def test_leakage_guard_counts_only_images_a_limited_run_used(dataset):
     from melascan.data.manifest import read_manifest
-    from melascan.evaluation.evaluate import used_paths
+    from melascan.evaluation.targets import used_paths
     from melascan.training.config import RunConfig
 
-    manifest = read_manifest(dataset / "data" / "manifest.csv")
+    manifest = read_manifest(dataset / "split" / "manifest.csv")
     assert used_paths(manifest, RunConfig(limit=None)) is None
     used = used_paths(manifest, RunConfig(limit=3, seed=1))
-    assert len(used) == 6 and {p.split("/")[0] for p in used} == {"train", "val"}
+    assert len(used) == 6 and {p.split("/")[1] for p in used} == {"train", "val"}

@@ -1,4 +1,5 @@
-"""load_run / predict_logits: the API evaluation and ONNX export build on."""
+"""load_run / predict_logits: the API evaluation and ONNX export build on (on the shared
+``trained_run``, tests/conftest.py)."""
 
 
 import numpy as np
@@ -9,21 +10,7 @@ from melascan.data.manifest import read_manifest
 from melascan.errors import ModelError
 from melascan.imageio import load_rgb
 from melascan.preprocess import normalize, prepare_pixels
-from melascan.training.engine import train
 from melascan.training.runs import load_run, predict_logits, tta_views
-
-
-@pytest.fixture(scope="module")
-def trained_run(tiny_manifest, tmp_path_factory):
-    from melascan.training.config import RunConfig
-
-    tmp = tmp_path_factory.mktemp("run")
-    cfg = RunConfig(model="resnet10t", pretrained="none", manifest=str(tiny_manifest), eda_json=None,
-                    mean=[0.6, 0.5, 0.4], std=[0.2, 0.25, 0.3], image_size=32, cache_dir=str(tmp / "cache"),
-                    color_constancy="shades_of_gray", batch_size=8, epochs=2, warmup_epochs=0, lr=3e-3,
-                    device="cpu", threads=1, recipe="baseline")
-    train(cfg, tmp / "run")
-    return tmp / "run"
 
 
 def test_load_run_restores_the_best_weights(trained_run):
