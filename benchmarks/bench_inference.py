@@ -110,7 +110,7 @@ def interleaved_latency(fns: dict[str, Callable[[], object]], rounds: int, per_r
 def sweep(onnx_path: Path, arch: str, size: int, args, clf_precision: str = "fp32") -> dict:
     """Session settings and input sizes (re-exported with random weights), batch 1,
     interleaved; then each variant's batched throughput."""
-    from melascan.inference.export import export_untrained
+    from melascan.export.bundle import export_untrained
 
     variants: dict[str, tuple] = {}  # name -> (session, input size, outputs)
     for threads in sorted({1, 2, args.threads}):
@@ -122,7 +122,7 @@ def sweep(onnx_path: Path, arch: str, size: int, args, clf_precision: str = "fp3
     variants["outputs logits+features"] = (ort_session(onnx_path, args.threads, spinning=False), size, ("logits", "features"))
     tmp = tempfile.TemporaryDirectory()
     if clf_precision == "fp32":
-        from melascan.inference.quantize import quantize_onnx
+        from melascan.export.quantize import quantize_onnx
 
         rng = np.random.default_rng(0)
         batches = [rng.standard_normal((1, 3, size, size), dtype=np.float32) for _ in range(8)]

@@ -31,7 +31,8 @@ from melascan.imageio import load_rgb
 from melascan.preprocess import prepare_pixels
 from melascan.training.config import RunConfig
 from melascan.training.data import CachedImageDataset, make_train_sampler
-from melascan.training.engine import Dist, train_one_epoch, warmup_cosine
+from melascan.training.distributed import Dist
+from melascan.training.engine import train_one_epoch, warmup_cosine
 from melascan.training.losses import build_loss
 from melascan.training.models import build_model
 from melascan.training.recipes import build_recipe

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("melascan.training.commands", "train one timm model from a config"),
     "study": ("melascan.training.commands", "run the seed's grids: augment | models | strategies"),
     "evaluate": ("melascan.evaluation.commands", "metrics, calibration, figures and report of a run"),
-    "export": ("melascan.inference.commands", "export a trained run to ONNX with a model card"),
+    "export": ("melascan.export.commands", "export a trained run to ONNX with a model card"),
     "predict": ("melascan.inference.commands", "classify an image or a folder with the ONNX model"),
     "analyze": ("melascan.lesion.commands", "classification plus segmentation and ABCD features"),
     "serve": ("melascan.web.commands", "run the web app"),

@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 from melascan.data import dedup
-from melascan.data.manifest import Record, read_manifest, write_manifest
+from melascan.data.manifest import Record, read_manifest, seeded_subset, write_manifest
 from melascan.errors import DataError
 from melascan.evaluation import evaluate as E
+from melascan.evaluation import targets as T
 from melascan.evaluation import figures as F
 from melascan.evaluation.report import fmt, fmt_ci, write_report
 
@@ -73,13 +74,13 @@ def test_every_figure_is_written(tmp_path):
 def test_evaluate_logits_and_report(run_dir):
     val_y, val_z = toy_logits(300, 1)
     y, z = toy_logits(200, 2)
-    target = E.Target("test", {"kind": "split", "split": "test", "manifest": "m.csv"}, run_dir,
+    target = T.Target("test", {"kind": "split", "split": "test", "manifest": "m.csv"}, run_dir,
                       [f"img_{i}.jpg" for i in range(200)], y)
     leaked = np.zeros(200, bool)
     leaked[:7] = True
     rows = [dict(path=f"img_{i}.jpg", label="benign", split="test", ref_path=f"tr_{i}.jpg", ref_label="benign",
                  ref_split="train", kind="exact", distance=0) for i in range(7)]
-    leakage = E.leakage_summary(target, leaked, rows, max_distance=None)
+    leakage = T.leakage_summary(target, leaked, rows, max_distance=None)
     result = E.evaluate_logits(
         run_dir / "eval" / "test", target, z, val_y, val_z,
         tta_logits=0.8 * z, tta_val_logits=0.8 * val_z,
@@ -154,16 +155,16 @@ def test_folder_target_any_nesting(tmp_path):
     save(blob_image(2), root / "site1" / "Malignant" / "deep" / "b.jpg")
     save(blob_image(3), root / "unlabelled" / "c.png")
     (root / "benign" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    t, images = E.folder_target(root)
+    t, images = T.folder_target(root)
     assert t.paths == ["benign/a.png", "site1/Malignant/deep/b.jpg"]
     assert t.labels.tolist() == [0, 1]
     assert t.name == "external" and t.source["ignored_outside_class_folders"] == 1
     assert [s["path"] for s in t.skipped] == ["benign/broken.jpg"]
     assert images["benign/a.png"].md5 == dedup.md5_file(root / "benign" / "a.png")
     with pytest.raises(DataError):
-        E.folder_target(root / "unlabelled")
+        T.folder_target(root / "unlabelled")
     with pytest.raises(DataError, match="not found"):
-        E.folder_target(tmp_path / "missing")
+        T.folder_target(tmp_path / "missing")
 
 
 def make_manifest(tmp_path, splits: dict[str, str]):
@@ -193,16 +194,16 @@ def test_leakage_guard_finds_exact_and_near_copies(tmp_path):
     save(pixels["x/benign/v0.png"], ext / "benign" / "in_val.jpg", quality=95)
     save(blob_image(99, 160), ext / "malignant" / "new.png")
 
-    target, images = E.folder_target(ext)
+    target, images = T.folder_target(ext)
     assert target.paths == ["benign/exact.png", "benign/in_val.jpg", "malignant/near.jpg", "malignant/new.png"]
-    leaked, rows = E.find_seen(target, images, manifest, dedup.DEFAULT_MAX_DISTANCE)
+    leaked, rows = T.find_seen(target, images, manifest, dedup.DEFAULT_MAX_DISTANCE)
     assert leaked.tolist() == [True, True, True, False]
     found = {(r["path"], r["ref_path"], r["ref_split"]) for r in rows}
     assert ("benign/exact.png", "x/benign/t0.png", "train") in found
     assert ("malignant/near.jpg", "x/malignant/t2.png", "train") in found
     assert ("benign/in_val.jpg", "x/benign/v0.png", "val") in found
     assert not any(r["ref_split"] == "test" for r in rows)
-    s = E.leakage_summary(target, leaked, rows, max_distance=dedup.DEFAULT_MAX_DISTANCE)
+    s = T.leakage_summary(target, leaked, rows, max_distance=dedup.DEFAULT_MAX_DISTANCE)
     assert (s["n_in_train"], s["n_in_val"], s["n_exact"], s["n_near"], s["n_leaked"], s["n_leaked_malignant"]) == (
         2, 1, 1, 2, 3, 1,
     )
@@ -213,11 +214,11 @@ def test_split_target_and_hashes(tmp_path):
         "x/benign/t0.png": "train", "x/malignant/t1.png": "train", "x/benign/s0.png": "test",
         "x/malignant/s1.png": "test", "x/benign/s2.png": "test",
     })
-    t = E.split_target(manifest, "test")
+    t = T.split_target(manifest, "test")
     assert t.paths == ["x/benign/s0.png", "x/malignant/s1.png", "x/benign/s2.png"] and t.labels.tolist() == [0, 1, 0]
-    assert E.split_target(manifest, "test", limit=2).paths == [t.paths[i] for i in E.limit_indices(t.labels, 2)]
-    images = E.split_hashes(manifest, t)  # no hashes.csv here: computed
-    leaked, rows = E.find_seen(t, images, manifest, dedup.DEFAULT_MAX_DISTANCE)
+    assert T.split_target(manifest, "test", limit=2).paths == [t.paths[i] for i in seeded_subset(len(t.labels), 2, 0)]
+    images = T.split_hashes(manifest, t)  # no hashes.csv here: computed
+    leaked, rows = T.find_seen(t, images, manifest, dedup.DEFAULT_MAX_DISTANCE)
     assert not leaked.any() and rows == []
     with pytest.raises(DataError, match="split is empty"):
-        E.split_target(manifest, "val")
+        T.split_target(manifest, "val")

@@ -10,7 +10,7 @@ import pytest
 
 from melascan.errors import ModelError
 from melascan.inference import card as model_card
-from melascan.inference import runinfo
+from melascan.export import runinfo
 
 
 def test_export_writes_one_onnx_file_head_and_card(exported, trained_run):
@@ -20,7 +20,7 @@ def test_export_writes_one_onnx_file_head_and_card(exported, trained_run):
     named = [card["files"][k]["name"] for k in ("onnx", "head", "scope")]  # scope: the out-of-scope detector
     assert names == sorted(named + ["model_card.json", "model_card.md"])
     assert card["status"] == "trained"
-    assert card["architecture"] == "test_efficientnet"
+    assert card["architecture"] == "resnet10t"
     assert card["input"]["image_size"] == 64
     assert card["input"]["color_constancy"] == "shades_of_gray"
     assert card["export"]["max_abs_diff_logits"] < 1e-4
@@ -34,17 +34,18 @@ def test_card_copies_calibration_training_and_metrics(exported, trained_run):
     cal = json.loads((trained_run / "calibration.json").read_text())
     assert card["calibration"]["temperature"] == pytest.approx(cal["temperature"])
     assert card["calibration"]["thresholds"] == pytest.approx(cal["thresholds"])
+    assert card["calibration"]["fitted_on"] == cal["fitted_on"] and card["calibration"]["command"] == cal["command"]
     data = json.loads((trained_run / "data.json").read_text())
     assert card["training"]["data_manifest_sha256"] == data["manifest_sha256"]
     assert card["training"]["command"].startswith("melascan train --config ")
-    assert card["training"]["config"]["model"] == "test_efficientnet"
+    assert card["training"]["config"]["model"] == "resnet10t"
     test = json.loads((trained_run / "eval" / "test" / "metrics.json").read_text())
     assert list(card["metrics"]) == ["test"]
     assert card["metrics"]["test"]["roc_auc"] == pytest.approx(test["plain"]["ranking"]["roc_auc"])
     assert card["metrics"]["test"]["n_images"] == test["n_images"]
     assert not any("calibration.json" in w for w in card["warnings"])
     md = (exported / "model_card.md").read_text()
-    assert "test_efficientnet" in md and card["files"]["onnx"]["sha256"] in md
+    assert "resnet10t" in md and card["files"]["onnx"]["sha256"] in md
 
 
 def test_onnx_logits_match_pytorch_through_the_whole_pipeline(clf, torch_run, rng):
@@ -94,12 +95,12 @@ def test_int8_export_without_calibration_warns_in_card(trained_run, tmp_path, cl
 def test_export_refuses_oversized_and_non_binary_models(tmp_path):
     import timm
 
-    from melascan.inference.export import export_onnx, head_weights
+    from melascan.export.bundle import export_onnx, head_weights
 
-    model = timm.create_model("test_efficientnet", num_classes=3)
+    model = timm.create_model("resnet10t", num_classes=3)
     with pytest.raises(ModelError, match="2-class"):
         head_weights(model)
-    model = timm.create_model("test_efficientnet", num_classes=2)
+    model = timm.create_model("resnet10t", num_classes=2)
     with pytest.raises(ModelError, match="exceeds"):
         export_onnx(model, tmp_path / "m.onnx", 32, max_size_mb=0.01)
 

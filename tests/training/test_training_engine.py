@@ -11,7 +11,7 @@ import melascan.training.engine as engine
 from melascan.cli import main
 from melascan.errors import DataError
 from melascan.training.engine import train
-from melascan.training.runs import load_config_file
+from melascan.runfolder import RunFolder
 
 
 def _history(run_dir):
@@ -32,7 +32,7 @@ def test_one_epoch_writes_the_run_folder(tiny_config, tmp_path):
     data = json.loads((run / "data.json").read_text())
     assert data["class_counts"]["train"] == {"benign": 12, "malignant": 12}
     assert data["mean_std_source"] == "imagenet" and len(data["manifest_sha256"]) == 64
-    saved = load_config_file(run / "config.yaml")
+    saved = RunFolder(run).read_config()
     assert saved.mean == [0.485, 0.456, 0.406] and saved.model == "resnet10t"
     ckpt = torch.load(run / "checkpoints/last.pt", weights_only=True)
     assert {"model", "optimizer", "scheduler", "scaler", "epoch", "rng", "best"} <= set(ckpt)

@@ -13,7 +13,8 @@ from sklearn import metrics as skm
 from melascan.cli import main
 from melascan.errors import DataError
 from melascan.training.config import RunConfig
-from melascan.training.study import RESULT_COLUMNS, STUDY_GRIDS, score_logits, study_configs
+from melascan.training.study import STUDY_GRIDS, score_logits, study_configs
+from melascan.training.study_tables import RESULT_COLUMNS
 
 FOUR_DECIMALS = re.compile(r"^\d\.\d{4}$")
 METRIC_COLUMNS = [f"{s}_{m}" for s in ("test", "val") for m in ("accuracy", "recall", "precision", "f1", "roc_auc")]

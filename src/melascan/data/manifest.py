@@ -9,12 +9,14 @@ to ``summary.json["source_root"]`` next to the manifest.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from melascan.errors import DataError
+from melascan.serialization import file_sha256
 
 LABELS = ("benign", "malignant")  # index = class id: benign 0, malignant 1
 SPLITS = ("train", "val", "test")
@@ -56,12 +58,21 @@ class Manifest:
         """The distinct non-empty sources, sorted (empty for a single-source manifest)."""
         return sorted({r.source for r in self.records if r.source})
 
+    def sample(self, split: str, limit: int | None, seed: int) -> list[Record]:
+        """The split's records, or a seeded random subset of ``limit`` of them (``seeded_subset``)."""
+        records = self.subset(split)
+        return [records[i] for i in seeded_subset(len(records), limit, seed)]
+
     def sha256(self) -> str:
         return file_sha256(self.path)
 
 
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def seeded_subset(n: int, limit: int | None, seed: int) -> np.ndarray:
+    """Indices of a seeded random subset of at most ``limit`` of ``n`` items, in original
+    order (all of them when ``limit`` is None); training and evaluation both use it."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
 def write_manifest(path: str | Path, records: list[Record]) -> None:

@@ -40,12 +40,13 @@ import imagehash
 import numpy as np
 
 from melascan.data.dedup import DEFAULT_MAX_DISTANCE, near_duplicate_pairs
-from melascan.data.manifest import LABELS, SPLITS, Record, file_sha256, read_manifest, write_manifest
+from melascan.data.manifest import LABELS, SPLITS, Record, read_manifest, write_manifest
 from melascan.data.overlap import read_hashes, write_hashes
 from melascan.data.prepare import LEAKAGE_COLUMNS, SKIPPED_COLUMNS, _write_csv
 from melascan.data.scan import ImageInfo, Skipped, _inspect_job
 from melascan.data.split import connected_groups, split_groups
 from melascan.errors import DataError
+from melascan.serialization import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import imagehash
 
 from melascan.data.dedup import near_duplicate_pairs
-from melascan.data.manifest import SPLITS, Record, file_sha256, read_manifest
+from melascan.data.manifest import SPLITS, Record, read_manifest
 from melascan.data.scan import ImageInfo, inspect_image
 from melascan.errors import DataError, ImageError
+from melascan.serialization import file_sha256
 
 HASH_COLUMNS = ("path", "label", "md5", "phash", "width", "height")
 OVERLAP_COLUMNS = ("path", "label", "split", "ref_path", "ref_label", "ref_split", "kind", "distance")

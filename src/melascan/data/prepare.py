@@ -32,10 +32,11 @@ import numpy as np
 
 from melascan.data import overlap as overlap_mod
 from melascan.data.dedup import DEFAULT_MAX_DISTANCE, HASH_SIZE, near_duplicate_pairs
-from melascan.data.manifest import LABELS, SPLITS, Record, file_sha256, write_manifest
+from melascan.data.manifest import LABELS, SPLITS, Record, write_manifest
 from melascan.data.scan import ImageInfo, ScanResult, Skipped, scan_images
 from melascan.data.split import assign_splits, connected_groups, sample_per_label, split_counts
 from melascan.errors import DataError
+from melascan.serialization import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import numpy as np
 from melascan.data.manifest import read_manifest
 from melascan.errors import DataError, ImageError
 from melascan.evaluation import metrics as M
-from melascan.evaluation.evaluate import (
+from melascan.evaluation.targets import (
     Target, csv_target, find_seen, folder_target, leakage_summary, split_hashes, split_target,
 )
 from melascan.serialization import json_safe

@@ -23,10 +23,13 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
-from sklearn.metrics import roc_curve
+from scipy.special import log_softmax
 
 from melascan.evaluation import metrics as M
+from melascan.inference.classifier import calibrated_probability
+
+#: Named operating points; "0.5" is the uncalibrated-style default threshold.
+OPERATING_POINTS = ("0.5", "balanced", "screening")
 
 #: Sensitivity the screening threshold must keep on validation.
 SCREENING_SENSITIVITY = 0.95
@@ -45,8 +48,9 @@ def _logits(logits) -> np.ndarray:
 
 
 def probability(logits, temperature: float = 1.0) -> np.ndarray:
-    """P(malignant) = ``softmax(logits / temperature)[:, 1]`` for ``(N, 2)`` logits."""
-    return softmax(_logits(logits) / float(temperature), axis=1)[:, 1]
+    """P(malignant) = ``softmax(logits / temperature)[:, 1]`` for ``(N, 2)`` logits (the
+    runtime's ``calibrated_probability``, with a shape check)."""
+    return calibrated_probability(_logits(logits), temperature)
 
 
 def nll(logits, y_true, temperature: float = 1.0) -> float:
@@ -72,14 +76,28 @@ def fit_temperature(logits, y_true) -> float:
     return float(np.exp(res.x))
 
 
+def before_after(y_true, logits, temperature: float) -> dict:
+    """NLL, ECE and Brier score of ``logits`` at T = 1 (before) and at ``temperature`` (after)."""
+    y = np.asarray(y_true).astype(int)
+    p_raw, p_cal = probability(logits, 1.0), probability(logits, temperature)
+    return {
+        "nll_before": nll(logits, y, 1.0),
+        "nll_after": nll(logits, y, temperature),
+        "ece_before": M.expected_calibration_error(y, p_raw),
+        "ece_after": M.expected_calibration_error(y, p_cal),
+        "brier_before": M.brier(y, p_raw),
+        "brier_after": M.brier(y, p_cal),
+    }
+
+
 def balanced_threshold(y_true, prob) -> float:
     """The threshold maximising Youden's J on these data (highest threshold on ties)."""
     y, p = M.check_inputs(y_true, prob)
     if not M.has_both_classes(y):
         raise ValueError("the balanced threshold needs both classes")
-    fpr, tpr, thr = roc_curve(y, p, drop_intermediate=False)
+    fpr, tpr, thr = M.roc_points(y, p)
     j = tpr - fpr
-    j[np.isinf(thr)] = -np.inf  # never "call nothing malignant"
+    j[thr > 1] = -np.inf  # never "call nothing malignant"
     return float(thr[int(np.argmax(j))])
 
 
@@ -102,7 +120,7 @@ def fit_calibration(val_logits, val_labels, *, min_sensitivity: float = SCREENIN
     including validation metrics before/after scaling and at each threshold."""
     y = np.asarray(val_labels).astype(int)
     t = fit_temperature(val_logits, y)
-    p_raw, p_cal = probability(val_logits, 1.0), probability(val_logits, t)
+    p_cal = probability(val_logits, t)
     thresholds = {"balanced": balanced_threshold(y, p_cal), "screening": screening_threshold(y, p_cal, min_sensitivity)}
 
     def at(thr: float) -> dict:
@@ -121,12 +139,7 @@ def fit_calibration(val_logits, val_labels, *, min_sensitivity: float = SCREENIN
         "validation": {
             "n": int(y.size),
             "n_malignant": int(y.sum()),
-            "nll_before": nll(val_logits, y, 1.0),
-            "nll_after": nll(val_logits, y, t),
-            "ece_before": M.expected_calibration_error(y, p_raw),
-            "ece_after": M.expected_calibration_error(y, p_cal),
-            "brier_before": M.brier(y, p_raw),
-            "brier_after": M.brier(y, p_cal),
+            **before_after(y, val_logits, t),
             "at_threshold": {name: at(thr) for name, thr in thresholds.items()},
         },
     }

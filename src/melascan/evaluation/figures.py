@@ -108,36 +108,39 @@ def _operating_points(y, prob, operating_points: dict[str, float]) -> list[tuple
     ]
 
 
-def plot_roc(y_true, prob, out_path: str | Path, *, operating_points: dict[str, float] | None = None) -> Path:
-    """ROC curve with its AUC and the operating points marked."""
+#: curve -> (sklearn display, (x, y) of an operating point's metrics, axis labels, title, legend place)
+_CURVES = {
+    "roc": (RocCurveDisplay, lambda m: (1 - m["specificity"], m["sensitivity"]),
+            ("1 - specificity", "sensitivity"), "ROC", "lower right"),
+    "pr": (PrecisionRecallDisplay, lambda m: (m["sensitivity"], m["precision"]),
+           ("recall (sensitivity)", "precision"), "Precision-recall", "lower left"),
+}
+
+
+def _plot_curve(kind: str, y_true, prob, out_path: str | Path, operating_points: dict[str, float] | None) -> Path:
+    display, point, (xlabel, ylabel), title, legend = _CURVES[kind]
     y, p = M.check_inputs(y_true, prob)
     fig = Figure(figsize=(4.8, 4.6))
     ax = fig.subplots()
-    RocCurveDisplay.from_predictions(y, p, name="model", ax=ax, plot_chance_level=True)
+    display.from_predictions(y, p, name="model", ax=ax, plot_chance_level=True)
     for (name, thr, m), marker in zip(_operating_points(y, p, operating_points or {}), _MARKERS):
-        ax.plot(1 - m["specificity"], m["sensitivity"], marker, ms=8, label=f"{name} (t={thr:.3f})")
-    ax.set_xlabel("1 - specificity")
-    ax.set_ylabel("sensitivity")
-    ax.set_title("ROC")
+        ax.plot(*point(m), marker, ms=8, label=f"{name} (t={thr:.3f})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc=legend, fontsize=8)
     return _save(fig, out_path)
+
+
+def plot_roc(y_true, prob, out_path: str | Path, *, operating_points: dict[str, float] | None = None) -> Path:
+    """ROC curve with its AUC and the operating points marked."""
+    return _plot_curve("roc", y_true, prob, out_path, operating_points)
 
 
 def plot_pr(y_true, prob, out_path: str | Path, *, operating_points: dict[str, float] | None = None) -> Path:
     """Precision-recall curve with average precision and the operating points marked."""
-    y, p = M.check_inputs(y_true, prob)
-    fig = Figure(figsize=(4.8, 4.6))
-    ax = fig.subplots()
-    PrecisionRecallDisplay.from_predictions(y, p, name="model", ax=ax, plot_chance_level=True)
-    for (name, thr, m), marker in zip(_operating_points(y, p, operating_points or {}), _MARKERS):
-        ax.plot(m["sensitivity"], m["precision"], marker, ms=8, label=f"{name} (t={thr:.3f})")
-    ax.set_xlabel("recall (sensitivity)")
-    ax.set_ylabel("precision")
-    ax.set_title("Precision-recall")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
-    return _save(fig, out_path)
+    return _plot_curve("pr", y_true, prob, out_path, operating_points)
 
 
 def plot_reliability(

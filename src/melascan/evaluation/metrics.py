@@ -127,7 +127,7 @@ def expected_calibration_error(y_true, prob, n_bins: int = ECE_BINS) -> float:
 # --- operating points on the ROC curve --------------------------------------------------
 
 
-def _roc(y_true, prob) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_points(y_true, prob) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every ROC point (no point dropped); the ``inf`` threshold (nothing called
     malignant) is replaced by the first value above 1 so thresholds stay finite."""
     y, p = check_inputs(y_true, prob)
@@ -146,7 +146,7 @@ def sensitivity_at_specificity(y_true, prob, min_specificity: float) -> tuple[fl
     y, _ = check_inputs(y_true, prob)
     if not has_both_classes(y):
         return float("nan"), float("nan")
-    fpr, tpr, thr = _roc(y_true, prob)
+    fpr, tpr, thr = roc_points(y_true, prob)
     ok = (1.0 - fpr) >= min_specificity - 1e-12
     i = np.flatnonzero(ok)[np.argmax(tpr[ok])]  # the inf threshold (fpr=0) is always ok
     return float(tpr[i]), float(thr[i])
@@ -159,7 +159,7 @@ def specificity_at_sensitivity(y_true, prob, min_sensitivity: float) -> tuple[fl
     y, _ = check_inputs(y_true, prob)
     if not has_both_classes(y):
         return float("nan"), float("nan")
-    fpr, tpr, thr = _roc(y_true, prob)
+    fpr, tpr, thr = roc_points(y_true, prob)
     ok = tpr >= min_sensitivity - 1e-12
     i = np.flatnonzero(ok)[np.argmax(1.0 - fpr[ok])]  # the last point (tpr=1) is always ok
     return float(1.0 - fpr[i]), float(thr[i])

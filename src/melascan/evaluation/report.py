@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
 import math
 from pathlib import Path
 
 import yaml
 
-from melascan.evaluation.evaluate import OPERATING_POINTS
+from melascan.errors import DataError
+from melascan.evaluation.calibration import OPERATING_POINTS
+from melascan.runfolder import RunFolder, read_json
 
-TRAIN_COMMAND = "melascan train --config {run}/config.yaml --out {run}"
 #: Config fields shown in the summary table (the full config follows it).
 KEY_CONFIG_FIELDS = (
     "model", "pretrained", "image_size", "color_constancy", "recipe", "weighted_sampling", "loss",
@@ -48,9 +48,10 @@ def fmt_ci(value, ci) -> str:
 
 
 def _read_json(path: Path) -> dict | None:
+    """The report shows what it can: an unreadable file is left out, not an error."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return read_json(path)
+    except DataError:
         return None
 
 
@@ -126,8 +127,8 @@ def to_html(blocks: list[tuple], title: str) -> str:
 # --- sections -------------------------------------------------------------------------------------
 
 
-def _config_blocks(run_dir: Path) -> list[tuple]:
-    path = run_dir / "config.yaml"
+def _config_blocks(run: RunFolder) -> list[tuple]:
+    path = run.config_path
     if not path.is_file():
         return [("h", 2, "Configuration"), ("p", "No config.yaml in the run folder.")]
     text = path.read_text(encoding="utf-8")
@@ -156,28 +157,27 @@ def _value(v) -> str:
     return fmt(v)
 
 
-def _data_blocks(run_dir: Path) -> list[tuple]:
-    data = _read_json(run_dir / "data.json")
+def _data_blocks(run: RunFolder) -> list[tuple]:
+    data = _read_json(run.data_path)
     blocks: list[tuple] = [("h", 2, "Data")]
     if data is None:
         return blocks + [("p", "No data.json in the run folder.")]
     return blocks + [("table", ["item", "value"], [[k, _value(v)] for k, v in _flatten(data)])]
 
 
-def _training_blocks(run_dir: Path) -> list[tuple]:
+def _training_blocks(run: RunFolder) -> list[tuple]:
     from melascan.evaluation import figures as F
 
     blocks: list[tuple] = [("h", 2, "Training")]
-    summary = _read_json(run_dir / "summary.json") or {}
+    summary = _read_json(run.summary_path) or {}
     if summary:
         blocks.append(("table", ["item", "value"], [[k, _value(v)] for k, v in _flatten(summary)]))
-    history = run_dir / "history.csv"
-    if history.is_file():
-        hist = F.read_history(history)
+    if run.history_path.is_file():
+        hist = F.read_history(run.history_path)
         if hist:
             F.plot_training_curves(
                 hist,
-                run_dir / "figures" / "training_curves.png",
+                run.path / "figures" / "training_curves.png",
                 best_epoch=summary.get("best_epoch"),
                 stopped_epoch=summary.get("stopped_epoch"),
             )
@@ -305,18 +305,19 @@ def build_blocks(run_dir: str | Path) -> list[tuple]:
     """The report of ``run_dir`` as blocks (see ``to_markdown``)."""
     from melascan import __version__
 
-    run_dir = Path(run_dir)
-    evals = sorted((p.parent for p in (run_dir / "eval").glob("*/metrics.json")), key=_eval_order)
+    run = RunFolder(run_dir)
+    run_dir = run.path
+    evals = sorted(run.evaluations(checkpoint=None).values(), key=_eval_order)
     blocks: list[tuple] = [
         ("h", 1, f"MelaScan run report: {run_dir.name}"),
         ("p", f"Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} by melascan {__version__}. "
               "Research use only: not a medical device."),
         ("h", 2, "Reproduce"),
-        ("code", "\n".join([TRAIN_COMMAND.format(run=run_dir.as_posix())]
+        ("code", "\n".join([run.command()]
                            + [(_read_json(e / "metrics.json") or {}).get("command", "") for e in evals])),
     ]
-    blocks += _config_blocks(run_dir) + _data_blocks(run_dir) + _training_blocks(run_dir)
-    cal = _read_json(run_dir / "calibration.json")
+    blocks += _config_blocks(run) + _data_blocks(run) + _training_blocks(run)
+    cal = _read_json(run.calibration_path())
     if cal:
         blocks += [("h", 2, "Calibration (fitted on the validation split)")]
         blocks += _calibration_blocks(cal, "Plain predictions")
@@ -333,9 +334,9 @@ def build_blocks(run_dir: str | Path) -> list[tuple]:
 
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``run_dir``; returns their paths."""
-    run_dir = Path(run_dir)
-    blocks = build_blocks(run_dir)
-    md, page = run_dir / "report.md", run_dir / "report.html"
+    run = RunFolder(run_dir)
+    blocks = build_blocks(run.path)
+    md, page = run.report_paths
     md.write_text(to_markdown(blocks), encoding="utf-8")
-    page.write_text(to_html(blocks, f"MelaScan run report: {run_dir.name}"), encoding="utf-8")
+    page.write_text(to_html(blocks, f"MelaScan run report: {run.path.name}"), encoding="utf-8")
     return md, page

@@ -1,7 +1,7 @@
 """Export a PyTorch classifier to one ONNX file plus its CAM head and model card.
 
-This is the only ``melascan.inference`` module that imports torch; the runtime
-(``melascan.inference.classifier``) never imports it. Import this module lazily.
+Needs torch (``melascan.export`` is the training side of the model folder); the runtime
+(``melascan.inference``) reads what this writes and never imports torch.
 
 The exported graph has one input and three outputs::
 
@@ -116,38 +116,28 @@ def head_weights(model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
 
 def _export(wrapper: torch.nn.Module, example: torch.Tensor, out_path: Path, opset: int) -> str:
     """Write the ONNX file; dynamo exporter first, legacy TorchScript exporter as fallback."""
-    batch = torch.export.Dim("batch", min=1, max=4096)
     for noisy in ("onnx_ir", "onnxscript"):  # one INFO line per folded constant
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        torch.onnx.export(
-            wrapper,
-            (example,),
-            str(out_path),
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            opset_version=opset,
-            dynamo=True,
-            dynamic_shapes={"x": {0: batch}},
-            external_data=False,
-            optimize=True,
-            verbose=False,
-        )
-        return "torch.onnx.export(dynamo=True)"
-    except Exception as exc:  # exporter limitations differ per architecture
-        log.warning("dynamo ONNX export failed (%s: %s); using the legacy exporter", type(exc).__name__, exc)
-    torch.onnx.export(
-        wrapper,
-        (example,),
-        str(out_path),
-        input_names=[INPUT_NAME],
-        output_names=list(OUTPUT_NAMES),
-        opset_version=opset,
-        dynamo=False,
-        dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
-        do_constant_folding=True,
-    )
-    return "torch.onnx.export(dynamo=False)"
+    exporters = {
+        "torch.onnx.export(dynamo=True)": {
+            "dynamo": True, "dynamic_shapes": {"x": {0: torch.export.Dim("batch", min=1, max=4096)}},
+            "external_data": False, "optimize": True, "verbose": False,
+        },
+        "torch.onnx.export(dynamo=False)": {
+            "dynamo": False, "dynamic_axes": {name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
+            "do_constant_folding": True,
+        },
+    }
+    for i, (method, options) in enumerate(exporters.items()):
+        try:
+            torch.onnx.export(wrapper, (example,), str(out_path), input_names=[INPUT_NAME],
+                              output_names=list(OUTPUT_NAMES), opset_version=opset, **options)
+            return method
+        except Exception as exc:  # exporter limitations differ per architecture
+            if i == len(exporters) - 1:
+                raise
+            log.warning("dynamo ONNX export failed (%s: %s); using the legacy exporter", type(exc).__name__, exc)
+    raise AssertionError("unreachable")
 
 
 def export_onnx(
@@ -323,12 +313,13 @@ def export_bundle(
             "features": ["N", *check.feature_shape],
             "embedding": ["N", check.embedding_size],
             "embedding_from": f"global average of intermediate stage {check.embedding_stage[0]} of "
-                              f"{check.embedding_stage[1]} (0-based; melascan.inference.export.embedding_stage)",
+                              f"{check.embedding_stage[1]} (0-based; melascan.export.bundle.embedding_stage)",
         },
         "calibration": {
             "temperature": float(calibration["temperature"]),
             "thresholds": {k: float(calibration["thresholds"][k]) for k in ("balanced", "screening")},
             "source": calibration.get("source"),
+            **{k: calibration[k] for k in ("fitted_on", "command") if calibration.get(k)},
         },
         "cam": {
             "method": "CAM (Zhou et al. 2016): sum_c (w[malignant,c] - w[benign,c]) * features[c], "
@@ -398,7 +389,7 @@ def export_untrained(
         },
         training={
             "command": (
-                "python -c \"from melascan.inference.export import export_untrained; "
+                "python -c \"from melascan.export.bundle import export_untrained; "
                 f"export_untrained('OUT', '{architecture}', {image_size}, seed={seed}, head_std={head_std})\""
             ),
             "note": f"random initialisation (torch.manual_seed({seed}); classifier N(0, {head_std})), "

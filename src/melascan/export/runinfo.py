@@ -1,63 +1,29 @@
 """Read what a training run folder says about a model, for its card (no torch).
 
 Only files that exist are read and only numbers found in them are copied: a card
-never shows a metric that was not measured. Layout (docs/architecture.md)::
-
-    runs/NAME/config.yaml, data.json, summary.json       written by `melascan train`
-    runs/NAME/calibration.json (calibration_<ckpt>.json)  written by `melascan evaluate`
-    runs/NAME/eval/<name>/metrics.json                    one per evaluated set
+never shows a metric that was not measured. The folder's layout is
+``melascan.runfolder``'s.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import shlex
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from melascan.errors import DataError
+from melascan.runfolder import RunFolder, read_json
 
 log = logging.getLogger(__name__)
 
 
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not readable JSON ({exc})") from None
-    return value if isinstance(value, dict) else None
-
-
-def _checkpoint_suffix(checkpoint: str) -> str:
-    """The evaluation helper's folder-safe spelling of a checkpoint name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", checkpoint).strip("._") or "folder"
-
-
 def read_calibration(run_dir: str | Path, checkpoint: str = "best") -> dict | None:
-    """``{"temperature", "thresholds": {"balanced", "screening"}, "source"}`` or ``None``
-    when the run has no calibration file for this checkpoint."""
-    run_dir = Path(run_dir)
-    name = "calibration.json" if checkpoint == "best" else f"calibration_{_checkpoint_suffix(checkpoint)}.json"
-    path = run_dir / name
-    cal = _read_json(path)
+    """The card's calibration block: ``temperature``, ``thresholds``, ``source`` and how it
+    was fitted (``fitted_on``, ``command``); ``None`` when the checkpoint was not evaluated."""
+    cal = RunFolder(run_dir).read_calibration(checkpoint)
     if cal is None:
         return None
-    try:
-        return {
-            "temperature": float(cal["temperature"]),
-            "thresholds": {k: float(cal["thresholds"][k]) for k in ("balanced", "screening")},
-            "source": str(path),
-            "fitted_on": cal.get("fitted_on"),
-            "command": cal.get("command"),
-        }
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path}: expected temperature and thresholds.balanced/screening ({exc})") from None
+    keep = ("temperature", "thresholds", "source", "fitted_on", "command")
+    return {k: cal.get(k) for k in keep}
 
 
 def _get(tree: Any, *keys: str) -> Any:
@@ -106,38 +72,29 @@ def summarize_metrics(metrics: dict, source: str | None = None) -> dict[str, Any
 
 def read_metrics(run_dir: str | Path, checkpoint: str = "best") -> dict[str, dict]:
     """Summaries of every ``eval/<name>/metrics.json`` of this checkpoint, by name."""
-    eval_dir = Path(run_dir) / "eval"
-    suffix = "" if checkpoint == "best" else f"@{_checkpoint_suffix(checkpoint)}"
     found: dict[str, dict] = {}
-    for path in sorted(eval_dir.glob("*/metrics.json")):
-        name = path.parent.name
-        if (suffix and not name.endswith(suffix)) or (not suffix and "@" in name):
-            continue
-        metrics = _read_json(path)
+    for name, folder in RunFolder(run_dir).evaluations(checkpoint).items():
+        metrics = read_json(folder / "metrics.json")
         if metrics is not None:
-            found[name] = summarize_metrics(metrics, str(path))
+            found[name] = summarize_metrics(metrics, str(folder / "metrics.json"))
     return found
 
 
 def read_training(run_dir: str | Path, checkpoint: str = "best") -> dict[str, Any]:
     """Training facts for the card: the reproducing command, resolved config, data hash
     and the run's summary (best epoch, best validation metrics)."""
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else None
-    data = _read_json(run_dir / "data.json") or {}
+    run = RunFolder(run_dir)
+    config = run.read_config().to_dict() if run.config_path.is_file() else None
+    data = run.read_data()
     info = {
-        "run": str(run_dir),
+        "run": str(run.path),
         "checkpoint": checkpoint,
-        # config.yaml is the fully resolved config, so this command reproduces the run
-        "command": shlex.join(["melascan", "train", "--config", str(config_path), "--out", str(run_dir)])
-        if config is not None
-        else None,
+        "command": run.command() if config is not None else None,
         "config": config,
         "data_manifest": data.get("manifest"),
         "data_manifest_sha256": data.get("manifest_sha256"),
         "class_counts": data.get("class_counts"),
-        "summary": _read_json(run_dir / "summary.json"),
+        "summary": run.read_summary(),
         "data_sources": _data_sources(data.get("manifest")),
     }
     return {k: v for k, v in info.items() if v is not None}
@@ -145,7 +102,7 @@ def read_training(run_dir: str | Path, checkpoint: str = "best") -> dict[str, An
 
 def _data_sources(manifest: str | None) -> dict | None:
     """Sources, licences, counts and excluded files from the manifest's ``summary.json``."""
-    summary = _read_json(Path(manifest).with_name("summary.json")) if manifest else None
+    summary = read_json(Path(manifest).with_name("summary.json")) if manifest else None
     if not summary:
         return None
     keep = ("sources", "licences", "excluded", "counts", "settings")

@@ -1,8 +1,6 @@
-"""Torch-free inference: the ONNX classifier, its model card and CAM.
-
-``melascan.inference.export`` (ONNX export) is the only module here that imports
-torch; it is not imported by this package.
-"""
+"""The torch-free runtime: the ONNX classifier, its model card, CAM, scope detector and
+fusion. It imports neither training nor evaluation; ``melascan.export`` writes the
+model folders it reads."""
 
 from melascan.inference.classifier import Classifier, Prediction, calibrated_probability, label_for
 

@@ -13,7 +13,6 @@ The runtime trusts nothing it has not checked: ``load_card`` validates the field
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from melascan.errors import ModelError
+from melascan.serialization import file_sha256
 
 CARD_FILE = "model_card.json"
 CARD_MD_FILE = "model_card.md"
@@ -37,15 +37,6 @@ PLACEHOLDER_NOTE = (
     "carry no information about melanoma. It exists only so that the app and the tools can "
     "run before a trained model is exported with `melascan export`."
 )
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_entry(path: str | Path) -> dict[str, Any]:

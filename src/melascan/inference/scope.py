@@ -5,7 +5,7 @@ probability too. ``ScopeModel`` measures how far an image lies from the training
 in two ways, each a Gaussian fitted on training images only:
 
 * ``network``: the ONNX model's ``embedding`` output, the global average of a mid-level
-  stage of the network (two thirds of the way through; ``melascan.inference.export``).
+  stage of the network (two thirds of the way through; ``melascan.export.bundle``).
   Mid-level features still describe colour and texture, so text, landscapes and flat
   colours land far away; the last layer of a network fine-tuned for benign vs malignant
   has collapsed most of that (docs/model.md);

@@ -20,15 +20,14 @@ def add_train(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from melascan.errors import DataError
-    from melascan.training.config import config_from_dict, load_config, parse_overrides
+    from melascan.runfolder import RunFolder
+    from melascan.training.config import load_config
     from melascan.training.engine import train
-    from melascan.training.runs import load_config_file
 
     if args.resume:
         if args.config or args.out:
             raise DataError("--resume RUN_DIR continues that run with its own config.yaml; drop --config/--out")
-        cfg = config_from_dict(parse_overrides(args.overrides), source="--set",
-                               base=load_config_file(args.resume / "config.yaml")).validate()
+        cfg = RunFolder(args.resume).read_config(args.overrides)
         out = args.resume
     else:
         cfg = load_config(args.config, args.overrides)
@@ -79,7 +78,8 @@ def run_study(args: argparse.Namespace) -> int:
 
     from melascan.errors import DataError
     from melascan.training.config import load_config
-    from melascan.training.study import fmt, run_study, study_command
+    from melascan.training.study import run_study
+    from melascan.training.study_tables import fmt, study_command
 
     overrides = study_overrides(args)
     base = load_config(args.config, overrides)

@@ -55,12 +55,9 @@ class SplitData:
 
 def select_records(manifest: Manifest, split: str, limit: int | None, seed: int) -> list[Record]:
     """The split's rows; with ``limit``, a seeded random subset of that size in manifest order."""
-    records = manifest.subset(split)
+    records = manifest.sample(split, limit, seed)
     if not records:
         raise DataError(f"{manifest.path}: no images in split {split!r}")
-    if limit is not None and limit < len(records):
-        keep = np.sort(np.random.default_rng(seed).choice(len(records), size=limit, replace=False))
-        records = [records[i] for i in keep]
     return records
 
 

@@ -1,9 +1,7 @@
 """The training loop: one ``RunConfig`` in, one run folder out.
 
-``train(cfg, out_dir)`` writes (see docs/architecture.md)::
-
-    out_dir/config.yaml  data.json  history.csv  summary.json  train.log
-    out_dir/checkpoints/best.pt  last.pt  epoch_010.pt ...
+``train(cfg, out_dir)`` writes the run folder's training files (config.yaml, data.json,
+history.csv, summary.json, train.log, checkpoints/; layout: ``melascan.runfolder``).
 
 AdamW with a per-step schedule (linear warm-up for ``warmup_epochs``, cosine decay
 to 0 at ``epochs``), early stopping on validation loss (``patience``), AMP on CUDA,
@@ -21,15 +19,12 @@ evaluated, kept as ``best.pt`` and exported (the raw weights ride along for resu
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
 import math
 import os
-import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +36,8 @@ from torch.utils.data import DataLoader
 from melascan.data.manifest import read_manifest
 from melascan.errors import DataError
 from melascan.evaluation import metrics as M
-from melascan.serialization import json_safe
-from melascan.training.config import RunConfig, save_config
+from melascan.runfolder import RunFolder
+from melascan.training.config import RunConfig
 from melascan.training.data import (
     CachedImageDataset,
     load_split,
@@ -50,6 +45,7 @@ from melascan.training.data import (
     make_train_sampler,
     normalize_batch,
 )
+from melascan.training.distributed import Dist, rng_state, seed_everything, set_rng_state, setup_distributed
 from melascan.training.losses import build_loss
 from melascan.training.models import build_model
 from melascan.training.recipes import build_recipe
@@ -58,74 +54,6 @@ log = logging.getLogger("melascan.training")
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "train_f1", "val_loss", "val_acc", "val_f1",
                    "val_auc", "lr", "seconds", "val_by_source")
-
-
-# ---- processes, devices, seeds ------------------------------------------------------
-@dataclass
-class Dist:
-    """Where this process runs: ``rank`` of ``world_size`` processes on ``device``."""
-
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            dist.barrier()
-
-
-def setup_distributed(device_choice: str) -> Dist:
-    """Single process, or DDP when ``torchrun`` set ``WORLD_SIZE`` > 1 (NCCL on GPUs, Gloo on CPUs)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = device_choice == "cuda" or (device_choice == "auto" and torch.cuda.is_available())
-    if device_choice == "cuda" and not torch.cuda.is_available():
-        raise DataError("device=cuda but no CUDA device is available (use device=auto or cpu)")
-    if world_size == 1:
-        return Dist(0, 1, torch.device("cuda" if cuda else "cpu"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if cuda:
-        torch.cuda.set_device(local_rank)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
-    device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
-    return Dist(dist.get_rank(), dist.get_world_size(), device)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch; ask for deterministic kernels where the backend has them."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def rng_state() -> dict:
-    """All RNG states, as types ``torch.load(weights_only=True)`` accepts."""
-    np_state = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy(), *rest))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # ---- schedule, metrics ---------------------------------------------------------------
@@ -269,31 +197,13 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 # ---- run folder ----------------------------------------------------------------------
-def _setup_log_file(out_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(out_dir / "train.log", encoding="utf-8")
+def _setup_log_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     log.addHandler(handler)
     if log.getEffectiveLevel() > logging.INFO:
         log.setLevel(logging.INFO)
     return handler
-
-
-def _read_history(path: Path, up_to_epoch: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return [row for row in csv.DictReader(fh) if int(row["epoch"]) <= up_to_epoch]
-
-
-def _write_history(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(json_safe(data), indent=2) + "\n", encoding="utf-8")
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
@@ -304,43 +214,42 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
 
 def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict:
     """Train ``cfg`` into ``out_dir`` (or continue it from ``checkpoints/last.pt``); return the summary."""
-    out_dir = Path(out_dir)
+    run = RunFolder(out_dir)
     where = setup_distributed(cfg.device)
     try:
-        return _train(cfg, out_dir, where, resume)
+        return _train(cfg, run, where, resume)
     finally:
         if where.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool) -> dict:
+def _train(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool) -> dict:
     mean_source = cfg.resolved_mean_std()[2]
     cfg = resolve_config(cfg)
     seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    ckpt_dir = out_dir / "checkpoints"
-    last_path = ckpt_dir / "last.pt"
+    last_path = run.checkpoints / "last.pt"
     if resume and not last_path.is_file():
         raise DataError(f"cannot resume: {last_path} not found")
-    if not resume and (ckpt_dir / "last.pt").is_file():
-        raise DataError(f"{out_dir} already holds a run; use --resume {out_dir} or another --out")
+    if not resume and last_path.is_file():
+        raise DataError(f"{run.path} already holds a run; use --resume {run.path} or another --out")
     handler = None
     if where.main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        handler = _setup_log_file(out_dir)
-        save_config(cfg, out_dir / "config.yaml")
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        handler = _setup_log_file(run.log_path)
+        run.write_config(cfg)
     try:
-        return _fit(cfg, out_dir, where, resume, mean_source)
+        return _fit(cfg, run, where, resume, mean_source)
     finally:
         if handler is not None:
             log.removeHandler(handler)
             handler.close()
 
 
-def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: str) -> dict:
+def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source: str) -> dict:
     started = time.time()
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir = run.checkpoints
     manifest = read_manifest(cfg.manifest)
     # data: the main process decodes and caches, the others then read the cache
     if where.main:
@@ -350,7 +259,7 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
         splits = {s: load_split(manifest, s, cfg, build=False) for s in ("train", "val")}
     train_data, val_data = splits["train"], splits["val"]
     if where.main:
-        _write_json(out_dir / "data.json", {
+        run.write_data({
             "manifest": str(Path(cfg.manifest).resolve()),
             "manifest_sha256": manifest.sha256(),
             "source_root": str(manifest.source_root),
@@ -412,11 +321,11 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
         scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
         start_epoch, best = ckpt["epoch"] + 1, dict(ckpt["best"])
-        history = _read_history(out_dir / "history.csv", ckpt["epoch"])
+        history = run.read_history(up_to_epoch=ckpt["epoch"])
         log.info("resuming %s from epoch %d (best val loss %.4f at epoch %d)",
-                 out_dir, ckpt["epoch"], best["val_loss"], best["epoch"])
+                 run.path, ckpt["epoch"], best["val_loss"], best["epoch"])
     if where.main:
-        _write_history(out_dir / "history.csv", history)
+        run.write_history(history, HISTORY_COLUMNS)
         n_params = sum(p.numel() for p in model.parameters())
         log.info("training %s (%s weights, %.1fM parameters) on %s x%d: %d train / %d val images at %d px, "
                  "%d steps/epoch, recipe %s, loss %s%s", cfg.model, cfg.pretrained, n_params / 1e6,
@@ -455,7 +364,7 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
                      " | lr %.2e | %.0f s (train %.1f img/s)%s", epoch, cfg.epochs, tr["loss"], tr["acc"], tr["f1"],
                      va["loss"], va["acc"], va["f1"], va["auc"], lr, seconds,
                      tr["images"] / max(epoch_train_seconds, 1e-9), "  *best" if improved else "")
-            _write_history(out_dir / "history.csv", history)
+            run.write_history(history, HISTORY_COLUMNS)
             state = {"model": (_unwrap(model) if ema is None else ema.module).state_dict(),
                      **({} if ema is None else {"train_model": _unwrap(model).state_dict()}),
                      "optimizer": optimizer.state_dict(),
@@ -466,7 +375,7 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
                 save_checkpoint(ckpt_dir / "best.pt", **state)
             if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0:
                 save_checkpoint(ckpt_dir / f"epoch_{epoch:03d}.pt", **state)
-            _write_json(out_dir / "summary.json", _summary(cfg, best, epoch, early_stopped, False,
+            run.write_summary(_summary(cfg, best, epoch, early_stopped, False,
                                                            time.time() - started, train_images, train_seconds))
         where.barrier()
         if early_stopped:
@@ -476,9 +385,9 @@ def _fit(cfg: RunConfig, out_dir: Path, where: Dist, resume: bool, mean_source: 
             break
     summary = _summary(cfg, best, epoch, early_stopped, True, time.time() - started, train_images, train_seconds)
     if where.main:
-        _write_json(out_dir / "summary.json", summary)
+        run.write_summary(summary)
         log.info("done: best epoch %d, val loss %.4f, val auc %s -> %s", best["epoch"], best["val_loss"],
-                 f"{best['metrics'].get('val_auc', float('nan')):.3f}", out_dir)
+                 f"{best['metrics'].get('val_auc', float('nan')):.3f}", run.path)
     return summary
 
 

@@ -18,44 +18,24 @@ from typing import Sequence, Union
 
 import numpy as np
 import torch
-import yaml
 
 from melascan.errors import DataError, ModelError
 from melascan.imageio import load_rgb
 from melascan.preprocess import normalize, prepare_pixels
-from melascan.training.config import RunConfig, config_from_dict
+from melascan.runfolder import RunFolder
+from melascan.training.config import RunConfig
 from melascan.training.models import build_model
 
 ImageInput = Union[str, os.PathLike, np.ndarray]
 
 
-def load_config_file(path: str | Path) -> RunConfig:
-    """The resolved ``config.yaml`` of a run folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"not a run folder: {path} is missing")
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return config_from_dict(values, source=str(path)).validate()
-
-
-def checkpoint_path(run_dir: str | Path, checkpoint: str = "best") -> Path:
-    """``best`` | ``last`` | ``epoch_010`` | a path to a ``.pt`` file."""
-    candidate = Path(checkpoint)
-    if candidate.suffix == ".pt" and candidate.is_file():
-        return candidate
-    path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
-    if not path.is_file():
-        raise ModelError(f"checkpoint not found: {path}")
-    return path
-
-
 def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[torch.nn.Module, RunConfig]:
     """The run's model (on CPU, in eval mode) with the weights of ``checkpoint``, and its RunConfig."""
-    run_dir = Path(run_dir)
-    cfg = load_config_file(run_dir / "config.yaml")
+    run = RunFolder(run_dir)
+    cfg = run.read_config()
     if cfg.mean is None or cfg.std is None:
-        raise DataError(f"{run_dir / 'config.yaml'}: mean/std missing (not written by `melascan train`?)")
-    path = checkpoint_path(run_dir, checkpoint)
+        raise DataError(f"{run.config_path}: mean/std missing (not written by `melascan train`?)")
+    path = run.checkpoint(checkpoint)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - an unreadable file is a ModelError

@@ -1,0 +1,66 @@
+"""``melascan export`` (torch is imported inside ``run_export`` only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="training run folder (runs/NAME)")
+    parser.add_argument("--out", required=True, help="output folder, e.g. src/melascan/assets/model")
+    parser.add_argument("--checkpoint", default="best", help="checkpoint name (default: best)")
+    parser.add_argument("--notes", type=Path, metavar="FILE",
+                        help="Markdown to add to the card under 'Notes' (e.g. robustness findings, known limits)")
+    parser.add_argument("--name", default="melascan_default", help="file stem of the .onnx (default: %(default)s)")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
+    parser.add_argument("--max-mb", type=float, default=25.0,
+                        help="refuse an ONNX file larger than this (default: %(default)s; 0 = no limit)")
+    parser.add_argument("--int8", action="store_true",
+                        help="quantize to int8 (calibrated on training images, compared with fp32 on val)")
+    parser.add_argument("--no-scope", action="store_true",
+                        help="ship no out-of-scope detector (default: fit one on the run's train/val images)")
+    parser.add_argument("--fusion", action="store_true",
+                        help="ship the fusion of the network with the lesion measurements (fitted on val)")
+    parser.add_argument("--int8-images", type=int, default=128,
+                        help="training images used to calibrate int8 ranges (default: %(default)s)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from melascan.errors import DataError
+    from melascan.export.bundle import DEFAULT_OPSET
+    from melascan.export.run import ExportOptions, export_run
+
+    notes = None
+    if args.notes:
+        if not args.notes.is_file():
+            raise DataError(f"notes file not found: {args.notes}")
+        notes = args.notes.read_text(encoding="utf-8").strip()
+    options = ExportOptions(checkpoint=args.checkpoint, name=args.name, opset=args.opset or DEFAULT_OPSET,
+                            max_size_mb=args.max_mb or None, int8=args.int8, int8_images=args.int8_images,
+                            scope=not args.no_scope, fusion=args.fusion, notes=notes)
+    result = export_run(args.run, args.out, options)
+    card, heads = result.card, result.heads
+    onnx = card["files"]["onnx"]
+    print(f"exported {args.run} ({card['architecture']}, {card['input']['image_size']} px) to {args.out}/")
+    print(f"  {onnx['name']}: {onnx['bytes'] / 1e6:.1f} MB, sha256 {onnx['sha256'][:16]}...")
+    print(f"  ONNX vs PyTorch max |logits diff|: {card['export']['max_abs_diff_logits']:.3g}")
+    print(f"  full pipeline (pre-processing + ONNX{' int8' if args.int8 else ''}) max |logits diff|: "
+          f"{result.pipeline_max_abs_diff:.3g}")
+    if args.int8:
+        print(f"  int8 vs fp32 on validation: {json.dumps(card['export']['int8']['comparison'])}")
+    if heads:
+        print(f"  validation ROC-AUC by source, network vs fusion (5-fold CV): "
+              f"{json.dumps(heads['fusion_comparison']['network'])} vs "
+              f"{json.dumps(heads['fusion_comparison']['fusion_cv'])}")
+        if "scope" in heads:
+            print(f"  scope threshold {heads['scope']['threshold']:.4g} "
+                  f"(val pass rate {heads['scope']['val_pass_rate']:.3f})")
+    cal = card["calibration"]
+    print(f"  temperature {cal['temperature']:.4g}, thresholds balanced {cal['thresholds']['balanced']:.4g}, "
+          f"screening {cal['thresholds']['screening']:.4g}")
+    print(f"  metrics copied for: {', '.join(card['metrics']) or 'none (no eval/*/metrics.json)'}")
+    for warning in card["warnings"]:
+        print(f"  WARNING: {warning}")
+    return 0
