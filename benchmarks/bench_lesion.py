@@ -35,7 +35,7 @@ from melascan.lesion.colors import colors
 from melascan.lesion.diameter import diameter
 from melascan.lesion.preprocessing import field_of_view_mask, hair_mask, to_work_size
 from melascan.lesion.quality import quality_codes
-from melascan.lesion.segmentation import outer_contour, rgb_to_lab, ring, segment_work, upscale_mask
+from melascan.lesion.segmentation import outer_contour, rgb_to_lab, segment_work, skin_region, upscale_mask
 from melascan.lesion.structures import structures
 
 
@@ -89,7 +89,7 @@ def stage_breakdown(images: list[np.ndarray]) -> dict[str, float]:
         lab = rgb_to_lab(clean)
         seg = segment_work(clean, fov, cfg, lab)
         t = tick("segmentation", t)
-        quality_codes(work, fov, seg, lab=lab)
+        quality_codes(work, fov, seg, lab=lab, config=cfg)
         full = upscale_mask(seg.mask, rgb.shape[:2])
         contour = outer_contour(full)
         t = tick("quality + mask to input size", t)
@@ -101,7 +101,7 @@ def stage_breakdown(images: list[np.ndarray]) -> dict[str, float]:
         d = diameter(contour)
         border(seg.mask, lab[:, :, 0], seg.contour, a.axes, d.diameter_px / scale, cfg)
         t = tick("B border + D diameter", t)
-        skin = ring(seg.mask, 0.05 * min(seg.mask.shape), fov) & ~hair
+        skin = skin_region(seg.mask, fov, cfg, hair)
         c, _ = colors(lab, seg.mask & ~hair, skin, cfg)
         t = tick("C colours", t)
         structures(lab, seg.mask, c.skin_lab, fov, hair, None, cfg)

@@ -63,7 +63,7 @@ from melascan.imageio import load_rgb
 from melascan.lesion import DEFAULT_CONFIG, LesionConfig, analyze_lesion
 from melascan.lesion.colors import COLOR_NAMES, classify_pixels, skin_reference
 from melascan.lesion.preprocessing import field_of_view_mask, remove_hair, to_work_size
-from melascan.lesion.segmentation import rgb_to_lab, ring, segment_work, upscale_mask
+from melascan.lesion.segmentation import rgb_to_lab, segment_work, skin_region, upscale_mask
 from melascan.lesion.structures import (
     PATTERN_LEVELS,
     PRESENCE,
@@ -182,9 +182,7 @@ def analyse_all(cases: list[Case], config: LesionConfig) -> list[dict]:
         lab = rgb_to_lab(clean)
         seg = segment_work(clean, fov, config, lab)
         if seg.found:
-            skin = ring(seg.mask, 0.05 * min(seg.mask.shape), fov) & ~hair
-            if not skin.any():
-                skin = fov & ~seg.mask & ~hair
+            skin = skin_region(seg.mask, fov, config, hair)
             rec["lesion_lab"] = lab[seg.mask & ~hair]
             rec["skin_lab"] = skin_reference(lab, skin)
         out.append(rec)

@@ -35,8 +35,8 @@ from melascan.lesion.segmentation import (
     Segmentation,
     outer_contour,
     rgb_to_lab,
-    ring,
     segment_work,
+    skin_region,
     upscale_mask,
 )
 from melascan.lesion.tds import TDS, tds
@@ -162,7 +162,7 @@ def analyze_lesion(
     clean, hair = remove_hair(work, config, fov)
     lab_clean = rgb_to_lab(clean)
     seg = segment_work(clean, fov, config, lab_clean)  # no_lesion when the view is (nearly) all vignette
-    quality = quality_codes(work, fov, seg, lab=lab_clean)
+    quality = quality_codes(work, fov, seg, lab=lab_clean, config=config)
     full_mask = upscale_mask(seg.mask, rgb.shape[:2])
     full_seg = Segmentation(
         full_mask,
@@ -184,9 +184,7 @@ def analyze_lesion(
         mask, lab_clean[:, :, 0], seg.contour, result.asymmetry.axes, result.diameter.diameter_px / scale, config
     )
     # colours: inpainting changed only hair pixels, which are left out here
-    skin = ring(mask, 0.05 * min(mask.shape), fov) & ~hair
-    if not skin.any():
-        skin = fov & ~mask & ~hair
+    skin = skin_region(mask, fov, config, hair)
     result.colors, result.color_map = colors(lab_clean, mask & ~hair, skin, config)
 
     a, fractions = result.asymmetry, result.colors.fractions

@@ -178,6 +178,7 @@ def correct_shading(channel: np.ndarray, fov: np.ndarray) -> np.ndarray:
     level = float(masked_mean(surface, fov)[0])
     if not np.isfinite(level) or level < 1.0:  # a black channel: nothing to correct
         return channel
+    # numerical guard, not a threshold: never divide by a surface near 0
     return channel * (level / np.maximum(surface, 0.05 * level))
 
 
@@ -234,6 +235,25 @@ def ring(mask: np.ndarray, width_px: float, fov: np.ndarray) -> np.ndarray:
     """The band of skin just outside ``mask`` (``width_px`` wide, inside ``fov``)."""
     grown = cv2.dilate(mask.astype(np.uint8), disc(width_px)) > 0
     return grown & ~mask & fov
+
+
+def skin_region(
+    mask: np.ndarray, fov: np.ndarray, config: LesionConfig = DEFAULT_CONFIG, hair: np.ndarray | None = None
+) -> np.ndarray:
+    """The skin a lesion ``mask`` is compared with.
+
+    The ring of ``config.skin_ring_frac`` of the shorter side around ``mask``, inside
+    ``fov`` and off ``hair`` (if given); when that is empty (a lesion filling the view),
+    whatever skin is left in the field of view.
+    """
+    skin = ring(mask, config.skin_ring_frac * min(mask.shape), fov)
+    if hair is not None:
+        skin &= ~hair
+    if not skin.any():
+        skin = fov & ~mask
+        if hair is not None:
+            skin &= ~hair
+    return skin
 
 
 def grabcut_refine(rgb: np.ndarray, mask: np.ndarray, fov: np.ndarray, margin_px: float) -> np.ndarray:
@@ -324,7 +344,7 @@ def segment_work(
     h, w = rgb.shape[:2]
     side = min(h, w)
     empty = Segmentation(np.zeros((h, w), bool), np.zeros((0, 2), np.int32), 0.0, [NO_LESION])
-    if fov.sum() < 0.05 * h * w:
+    if fov.sum() < config.fov_min_fraction * h * w:
         return empty
     lab = rgb_to_lab(rgb) if lab is None else lab
     name, raw, _ = choose_channel(candidate_channels(rgb, lab, fov), fov)
@@ -335,9 +355,7 @@ def segment_work(
         mask = threshold_mask(channel, rgb, fov, config)
         if not mask.any():
             continue
-        skin = ring(mask, 0.05 * side, fov)
-        if not skin.any():  # the lesion fills the view: compare with whatever is left
-            skin = fov & ~mask
+        skin = skin_region(mask, fov, config)
         contrast = color_contrast_de(lab, mask, skin)
         empty.contrast_de = round(contrast, 2)
         if contrast >= config.seg_min_contrast_de:
