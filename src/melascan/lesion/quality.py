@@ -1,8 +1,8 @@
 """Image quality checks: when one fires, the app says it cannot judge the image.
 
 Codes (thresholds: the ``quality_*`` values of ``LesionConfig``; measured on the
-working-size image, shorter side ``LesionConfig.work_side_px`` = 192 px, inside the
-field of view):
+working-size image of ``prepare_work``, shorter side ``LesionConfig.work_side_px`` =
+192 px, inside the field of view):
 
 ``blurry``
     variance of the Laplacian of the gray image below ``quality_blur_min_laplacian_var``
@@ -37,8 +37,8 @@ import cv2
 import numpy as np
 
 from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
-from melascan.lesion.preprocessing import brightness, check_rgb, field_of_view_mask, remove_hair, to_work_size
-from melascan.lesion.segmentation import NO_LESION, Segmentation, rgb_to_lab, segment_work
+from melascan.lesion.preprocessing import WorkImage, brightness, prepare_work, rgb_to_lab
+from melascan.lesion.segmentation import NO_LESION, Segmentation, segment
 
 BLURRY = "blurry"
 TOO_DARK = "too_dark"
@@ -75,14 +75,32 @@ def looks_dermoscopic(lab: np.ndarray, region: np.ndarray, config: LesionConfig 
 
 
 def quality_codes(
-    work_rgb: np.ndarray,
-    fov: np.ndarray,
+    work: WorkImage,
     segmentation: Segmentation | None,
-    lab: np.ndarray | None = None,
     config: LesionConfig = DEFAULT_CONFIG,
+    lab: np.ndarray | None = None,
 ) -> list[str]:
-    """The checks on a working-size image whose field of view and segmentation are known
-    (thresholds: the ``quality_*`` values and ``fov_min_fraction`` of ``config``)."""
+    """The checks on a prepared image whose segmentation is known.
+
+    Parameters
+    ----------
+    work : WorkImage
+        From ``prepare_work``; the checks look at ``work.rgb`` (hair not removed)
+        inside ``work.fov``.
+    segmentation : Segmentation or None
+        ``no_lesion`` is reported when it is ``None`` or found no lesion.
+    config : LesionConfig, optional
+        Uses the ``quality_*`` values and ``fov_min_fraction``.
+    lab : (h, w, 3) float32 ndarray, optional
+        The CIELAB image the colour check (``not_dermoscopic``) reads. Default:
+        ``rgb_to_lab(work.rgb)``; ``analyze_lesion`` passes ``work.lab`` (hair removed).
+
+    Returns
+    -------
+    codes : list of str
+        A subset of ``QUALITY_CODES`` in that order; empty when the image is fine.
+    """
+    work_rgb, fov = work.rgb, work.fov
     codes: list[str] = []
     region = fov if fov.mean() >= config.fov_min_fraction else np.zeros_like(fov)
     if not region.any():
@@ -117,11 +135,10 @@ def assess_quality(
 ) -> list[str]:
     """Warning codes for an ``HxWx3`` ``uint8`` RGB image (empty list = fine).
 
-    Pass a ``segmentation`` already computed for this image to skip segmenting again.
+    Runs the front end (``prepare_work``) and, unless a ``segmentation`` already
+    computed for this image is passed, ``segment``; then ``quality_codes``.
     """
-    work, _ = to_work_size(check_rgb(rgb), config.work_side_px)
-    fov = field_of_view_mask(work, config)
+    work = prepare_work(rgb, config)
     if segmentation is None:
-        clean, _ = remove_hair(work, config, fov)
-        segmentation = segment_work(clean, fov, config)
-    return quality_codes(work, fov, segmentation, config=config)
+        segmentation = segment(work, config)
+    return quality_codes(work, segmentation, config)
