@@ -33,9 +33,9 @@ from melascan.lesion.asymmetry import asymmetry
 from melascan.lesion.border import border
 from melascan.lesion.colors import colors
 from melascan.lesion.diameter import diameter
-from melascan.lesion.preprocessing import field_of_view_mask, hair_mask, to_work_size
+from melascan.lesion.preprocessing import prepare_work
 from melascan.lesion.quality import quality_codes
-from melascan.lesion.segmentation import outer_contour, rgb_to_lab, ring, segment_work, upscale_mask
+from melascan.lesion.segmentation import segment, skin_region, to_input_size
 from melascan.lesion.structures import structures
 
 
@@ -70,7 +70,7 @@ def time_calls(fn, images: list[np.ndarray], runs: int) -> tuple[np.ndarray, np.
 
 
 def stage_breakdown(images: list[np.ndarray]) -> dict[str, float]:
-    """Mean CPU ms per stage, re-running the steps of analyze_lesion one by one."""
+    """Mean CPU ms per stage, calling the steps of analyze_lesion one by one."""
     cfg, totals, n = DEFAULT_CONFIG, {}, 0
 
     def tick(name, t0):
@@ -80,28 +80,23 @@ def stage_breakdown(images: list[np.ndarray]) -> dict[str, float]:
 
     for rgb in images:
         t = time.process_time()
-        work, scale = to_work_size(rgb, cfg.work_side_px)
-        fov = field_of_view_mask(work, cfg)
-        t = tick("shrink + field of view", t)
-        hair = hair_mask(work, cfg, fov)
-        clean = cv2.inpaint(work, hair.astype(np.uint8), cfg.hair_inpaint_radius_px, cv2.INPAINT_TELEA) if hair.any() else work
-        t = tick("hair removal", t)
-        lab = rgb_to_lab(clean)
-        seg = segment_work(clean, fov, cfg, lab)
+        work = prepare_work(rgb, cfg)
+        t = tick("front end (shrink, field of view, hair removal, Lab)", t)
+        seg = segment(work, cfg)
         t = tick("segmentation", t)
-        quality_codes(work, fov, seg, lab=lab)
-        full = upscale_mask(seg.mask, rgb.shape[:2])
-        contour = outer_contour(full)
+        quality_codes(work, seg, cfg, lab=work.lab)
+        full = to_input_size(seg, work)
         t = tick("quality + mask to input size", t)
         n += 1
         if not seg.found:
             continue
+        lab, fov, hair = work.lab, work.fov, work.hair
         a = asymmetry(seg.mask, lab, cfg)
         t = tick("A asymmetry", t)
-        d = diameter(contour)
-        border(seg.mask, lab[:, :, 0], seg.contour, a.axes, d.diameter_px / scale, cfg)
+        d = diameter(full.contour)
+        border(seg.mask, lab[:, :, 0], seg.contour, a.axes, d.diameter_px / work.scale, cfg)
         t = tick("B border + D diameter", t)
-        skin = ring(seg.mask, 0.05 * min(seg.mask.shape), fov) & ~hair
+        skin = skin_region(seg.mask, fov, cfg, hair)
         c, _ = colors(lab, seg.mask & ~hair, skin, cfg)
         t = tick("C colours", t)
         structures(lab, seg.mask, c.skin_lab, fov, hair, None, cfg)

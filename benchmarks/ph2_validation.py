@@ -62,8 +62,8 @@ from sklearn.model_selection import StratifiedKFold
 from melascan.imageio import load_rgb
 from melascan.lesion import DEFAULT_CONFIG, LesionConfig, analyze_lesion
 from melascan.lesion.colors import COLOR_NAMES, classify_pixels, skin_reference
-from melascan.lesion.preprocessing import field_of_view_mask, remove_hair, to_work_size
-from melascan.lesion.segmentation import rgb_to_lab, ring, segment_work, upscale_mask
+from melascan.lesion.preprocessing import prepare_work
+from melascan.lesion.segmentation import segment, skin_region, to_input_size
 from melascan.lesion.structures import (
     PATTERN_LEVELS,
     PRESENCE,
@@ -140,11 +140,9 @@ def segment_all(cases: list[Case], config: LesionConfig) -> np.ndarray:
     """Dice per image for one configuration (segmentation only)."""
     scores = []
     for case in cases:
-        work, _ = to_work_size(case.rgb, config.work_side_px)
-        fov = field_of_view_mask(work, config)
-        clean, _ = remove_hair(work, config, fov)
-        seg = segment_work(clean, fov, config)
-        scores.append(dice_jaccard(upscale_mask(seg.mask, case.rgb.shape[:2]), case.expert_mask)[0])
+        work = prepare_work(case.rgb, config)  # the app's front end, not a copy of it
+        seg = to_input_size(segment(work, config), work)
+        scores.append(dice_jaccard(seg.mask, case.expert_mask)[0])
     return np.asarray(scores)
 
 
@@ -175,18 +173,13 @@ def analyse_all(cases: list[Case], config: LesionConfig) -> list[dict]:
         rec = {"analysis": a, "dict": a.to_dict(), "ms": ms}
         rec["dice"], rec["jaccard"] = dice_jaccard(a.mask, case.expert_mask)
         # colour CV needs the lesion's CIELAB pixels and the skin reference: recompute
-        # them exactly as analyze_lesion does (same config, same steps)
-        work, _ = to_work_size(case.rgb, config.work_side_px)
-        fov = field_of_view_mask(work, config)
-        clean, hair = remove_hair(work, config, fov)
-        lab = rgb_to_lab(clean)
-        seg = segment_work(clean, fov, config, lab)
+        # them with the calls analyze_lesion makes (same front end, same config)
+        work = prepare_work(case.rgb, config)
+        seg = segment(work, config)
         if seg.found:
-            skin = ring(seg.mask, 0.05 * min(seg.mask.shape), fov) & ~hair
-            if not skin.any():
-                skin = fov & ~seg.mask & ~hair
-            rec["lesion_lab"] = lab[seg.mask & ~hair]
-            rec["skin_lab"] = skin_reference(lab, skin)
+            skin = skin_region(seg.mask, work.fov, config, work.hair)
+            rec["lesion_lab"] = work.lab[seg.mask & ~work.hair]
+            rec["skin_lab"] = skin_reference(work.lab, skin)
         out.append(rec)
     return out
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from melascan.lesion import QUALITY_CODES, assess_quality
+from melascan.lesion import DEFAULT_CONFIG, QUALITY_CODES, assess_quality
 
 
 def test_sharp_lesion_image_passes(synth):
@@ -51,3 +51,12 @@ def test_bluish_dermoscope_light_is_still_dermoscopic(synth):
 def test_codes_are_documented(synth):
     for image in (np.zeros((64, 64, 3), np.uint8), synth.uniform_skin()):
         assert set(assess_quality(image)) <= set(QUALITY_CODES)
+
+
+def test_quality_thresholds_come_from_lesion_config(synth):
+    image = synth.disc_image()
+    assert assess_quality(image) == []
+    assert "blurry" in assess_quality(image, config=DEFAULT_CONFIG.with_(quality_blur_min_laplacian_var=1e9))
+    assert "too_dark" in assess_quality(image, config=DEFAULT_CONFIG.with_(quality_dark_max_mean_brightness=255.0))
+    assert "too_bright" in assess_quality(image, config=DEFAULT_CONFIG.with_(quality_bright_min_mean_brightness=0.0))
+    assert "not_dermoscopic" in assess_quality(image, config=DEFAULT_CONFIG.with_(quality_min_mean_chroma=1e3))

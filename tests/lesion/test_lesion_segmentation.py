@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from melascan.lesion import analyze_lesion, remove_hair, segment_lesion
+from melascan.lesion import DEFAULT_CONFIG, analyze_lesion, remove_hair, segment_lesion
 from melascan.lesion.preprocessing import field_of_view_mask, to_work_size
-from melascan.lesion.segmentation import NO_LESION, TOO_SMALL, TOUCHES_BORDER
+from melascan.lesion.segmentation import NO_LESION, TOO_SMALL, TOUCHES_BORDER, skin_region
 
 
 def test_disc_is_segmented_at_input_size(synth):
@@ -95,3 +95,19 @@ def test_lesion_running_off_the_picture_is_flagged(synth):
 def test_tiny_lesion_is_flagged_too_small(synth):
     seg = segment_lesion(synth.disc_image(radius=10))
     assert seg.found and TOO_SMALL in seg.flags
+
+
+
+def test_skin_ring_width_comes_from_lesion_config(synth):
+    mask = synth.disc_mask(size=200, radius=40)
+    fov = np.ones(mask.shape, bool)
+    narrow = skin_region(mask, fov, DEFAULT_CONFIG.with_(skin_ring_frac=0.02))
+    wide = skin_region(mask, fov, DEFAULT_CONFIG.with_(skin_ring_frac=0.1))
+    assert 0 < narrow.sum() < wide.sum() and not (wide & mask).any()
+    hair = np.zeros(mask.shape, bool)
+    hair[:, 100] = True
+    assert not (skin_region(mask, fov, DEFAULT_CONFIG, hair) & hair).any()
+    # no skin in the ring (the lesion fills the view): whatever skin is left
+    corner = np.zeros(mask.shape, bool)
+    corner[:5, :5] = True
+    np.testing.assert_array_equal(skin_region(mask, mask | corner), corner)

@@ -3,8 +3,10 @@
 Steps (all at the working size, ``LesionConfig.work_side_px``, except the diameter,
 which is measured on the mask mapped back to the input size):
 
-1. shrink, find the field of view (dark vignette), remove hair (DullRazor);
-2. segment (``melascan.lesion.segmentation``) and run the quality checks;
+1. the front end, ``prepare_work``: shrink, find the field of view (dark vignette),
+   remove hair (DullRazor), convert to CIELAB;
+2. segment (``melascan.lesion.segmentation.segment``), map the mask to the input size
+   (``to_input_size``) and run the quality checks;
 3. if a lesion was found: A (asymmetry), B (border), C (colours), D (diameter), the
    differential structures (``melascan.lesion.structures``), Stolz's TDS with the
    measured D and the 7-point checklist score. Without a lesion every feature is
@@ -23,22 +25,10 @@ from melascan.lesion.border import Border, border
 from melascan.lesion.colors import COLOR_NAMES, Colors, colors
 from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
 from melascan.lesion.diameter import Diameter, diameter
-from melascan.lesion.preprocessing import (
-    check_rgb,
-    field_of_view_mask,
-    remove_hair,
-    to_work_size,
-)
+from melascan.lesion.preprocessing import check_rgb, prepare_work
 from melascan.lesion.quality import quality_codes
 from melascan.lesion.structures import SEVEN_POINT_CUTOFF, Structures, structures
-from melascan.lesion.segmentation import (
-    Segmentation,
-    outer_contour,
-    rgb_to_lab,
-    ring,
-    segment_work,
-    upscale_mask,
-)
+from melascan.lesion.segmentation import Segmentation, segment, skin_region, to_input_size
 from melascan.lesion.tds import TDS, tds
 from melascan.serialization import json_safe
 
@@ -157,22 +147,12 @@ def analyze_lesion(
     rgb = check_rgb(rgb)
     if mm_per_px is not None and not (math.isfinite(mm_per_px) and mm_per_px > 0):
         raise ValueError(f"mm_per_px must be a positive number, got {mm_per_px!r}")
-    work, scale = to_work_size(rgb, config.work_side_px)
-    fov = field_of_view_mask(work, config)
-    clean, hair = remove_hair(work, config, fov)
-    lab_clean = rgb_to_lab(clean)
-    seg = segment_work(clean, fov, config, lab_clean)  # no_lesion when the view is (nearly) all vignette
-    quality = quality_codes(work, fov, seg, lab=lab_clean)
-    full_mask = upscale_mask(seg.mask, rgb.shape[:2])
-    full_seg = Segmentation(
-        full_mask,
-        outer_contour(full_mask) if seg.found else np.zeros((0, 2), np.int32),
-        seg.confidence,
-        list(seg.flags),
-        seg.channel,
-        seg.contrast_de,
-    )
-    result = LesionAnalysis(full_mask, full_seg, quality, rgb.shape[:2], mm_per_px, scale=scale)
+    work = prepare_work(rgb, config)
+    seg = segment(work, config)  # no_lesion when the view is (nearly) all vignette
+    quality = quality_codes(work, seg, config, lab=work.lab)
+    full_seg = to_input_size(seg, work)
+    scale, fov, hair, lab_clean = work.scale, work.fov, work.hair, work.lab
+    result = LesionAnalysis(full_seg.mask, full_seg, quality, rgb.shape[:2], mm_per_px, scale=scale)
     if not seg.found:
         return result
 
@@ -184,9 +164,7 @@ def analyze_lesion(
         mask, lab_clean[:, :, 0], seg.contour, result.asymmetry.axes, result.diameter.diameter_px / scale, config
     )
     # colours: inpainting changed only hair pixels, which are left out here
-    skin = ring(mask, 0.05 * min(mask.shape), fov) & ~hair
-    if not skin.any():
-        skin = fov & ~mask & ~hair
+    skin = skin_region(mask, fov, config, hair)
     result.colors, result.color_map = colors(lab_clean, mask & ~hair, skin, config)
 
     a, fractions = result.asymmetry, result.colors.fractions

@@ -34,6 +34,10 @@ class LesionConfig:
     #: The vignette is widened by this fraction of the shorter side to swallow its
     #: shaded rim.
     fov_margin_frac: float = 0.03
+    #: With less than this fraction of the picture in the field of view there is
+    #: nothing to judge: no segmentation (``no_lesion``) and the quality check says
+    #: ``too_dark``.
+    fov_min_fraction: float = 0.05
 
     # --- hair removal (DullRazor) ----------------------------------------------------
     #: Black-hat structuring element side, fraction of the shorter side (odd, >= 3 px).
@@ -68,8 +72,38 @@ class LesionConfig:
     #: ``touches_border`` fires when more than this fraction of the contour lies on the
     #: image border or the field-of-view edge.
     seg_border_touch_frac: float = 0.1
+    #: Width of the ring of skin just outside the lesion, fraction of the shorter side:
+    #: the skin the lesion is compared with (``seg_min_contrast_de``, the confidence)
+    #: and the skin colour reference of C and the structures.
+    skin_ring_frac: float = 0.05
     #: Refine the Otsu mask with GrabCut (slower and, on PH2, less accurate: docs/lesion.md).
     seg_grabcut: bool = False
+
+    # --- quality checks (melascan.lesion.quality; measured at the working size inside
+    # the field of view; calibrated on 900 real dermoscopy images, see docs/lesion.md) ---
+    #: ``blurry`` below this variance of the 3x3 Laplacian of the gray image
+    #: (gray levels squared, 0-255 scale; the least sharp of the 900 measured 6.1).
+    quality_blur_min_laplacian_var: float = 5.0
+    #: ``too_dark`` below this mean brightness (max of R, G, B; 0-255).
+    quality_dark_max_mean_brightness: float = 45.0
+    #: ``too_bright`` above this mean brightness (0-255) ...
+    quality_bright_min_mean_brightness: float = 250.0
+    #: ... or when more than this fraction of the pixels is saturated ...
+    quality_bright_max_saturated_fraction: float = 0.5
+    #: ... i.e. has all three channels at or above this level (0-255).
+    quality_saturated_level: int = 250
+    #: ``not_dermoscopic`` when more than this fraction of the pixels is green ...
+    quality_max_green_fraction: float = 0.2
+    #: ... (a green pixel: a* below this ...
+    quality_green_max_a: float = -12.0
+    #: ... and chroma C* above this),
+    quality_green_min_chroma: float = 10.0
+    #: ... more than this fraction is vivid ...
+    quality_max_vivid_fraction: float = 0.4
+    #: ... (chroma C* above this),
+    quality_vivid_min_chroma: float = 70.0
+    #: ... or the mean chroma C* is below this (a grayscale picture, a document).
+    quality_min_mean_chroma: float = 1.5
 
     # --- A: asymmetry -----------------------------------------------------------------
     #: An axis is asymmetric in shape when the non-overlapping area after folding about

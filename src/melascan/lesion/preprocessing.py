@@ -1,14 +1,22 @@
 """Pre-processing before segmentation: working size, field of view, hair removal.
 
+``prepare_work`` is the lesion front end: every caller (``analyze_lesion``,
+``assess_quality``, ``segment_lesion``, the PH2 validation and the lesion benchmark)
+starts from the ``WorkImage`` it returns, so they all see the same pixels. Its steps:
+
 * ``to_work_size`` shrinks the image so the analysis costs the same on any input.
 * ``field_of_view_mask`` finds the dark circular vignette / dark corners that
   dermatoscopes leave around the picture, so they are never taken for lesion.
 * ``remove_hair`` is the DullRazor idea (Lee et al., 1997): dark thin hair shows up in
   a morphological black-hat of the gray image; its pixels are replaced by
-  ``cv2.inpaint`` from their surroundings.
+  ``cv2.inpaint`` from their surroundings;
+* ``rgb_to_lab`` converts the hair-free image to CIELAB for the segmentation and the
+  features.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -177,3 +185,84 @@ def remove_hair(
         return rgb.copy(), mask
     clean = cv2.inpaint(rgb, mask.astype(np.uint8), config.hair_inpaint_radius_px, cv2.INPAINT_TELEA)
     return clean, mask
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """``uint8`` sRGB -> ``float32`` CIELAB (D65): L* in 0-100, a* and b* about -128..127."""
+    return cv2.cvtColor(rgb.astype(np.float32) * np.float32(1 / 255.0), cv2.COLOR_RGB2LAB)
+
+
+@dataclass(frozen=True)
+class WorkImage:
+    """One image at the working size, ready for segmentation and the features.
+
+    Built by ``prepare_work``; treat the arrays as read-only.
+
+    Attributes
+    ----------
+    rgb : (h, w, 3) uint8 ndarray
+        The input shrunk to the working size, hair still in it (the quality checks
+        look at this one).
+    scale : float
+        Input pixels per working pixel (>= 1; 1 when the input was already small).
+    input_shape : tuple of int
+        ``(H, W)`` of the input image; masks are mapped back to this size.
+    fov : (h, w) bool ndarray
+        The field of view: ``False`` on the dermatoscope's dark vignette.
+    hair : (h, w) bool ndarray
+        The hair found by ``hair_mask`` (looked for inside ``fov``, grown by one pixel).
+    clean : (h, w, 3) uint8 ndarray
+        ``rgb`` with the hair pixels inpainted.
+    lab : (h, w, 3) float32 ndarray
+        ``rgb_to_lab(clean)``: CIELAB of the hair-free image.
+    """
+
+    rgb: np.ndarray = field(repr=False)
+    scale: float
+    input_shape: tuple[int, int]
+    fov: np.ndarray = field(repr=False)
+    hair: np.ndarray = field(repr=False)
+    clean: np.ndarray = field(repr=False)
+    lab: np.ndarray = field(repr=False)
+
+
+def prepare_work(rgb: np.ndarray, config: LesionConfig = DEFAULT_CONFIG) -> WorkImage:
+    """The lesion front end: shrink, find the field of view, remove hair, convert to Lab.
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint8 ndarray
+        A dermoscopy image (checked by ``check_rgb``).
+    config : LesionConfig, optional
+        Uses ``work_side_px``, the ``fov_*`` and the ``hair_*`` values.
+
+    Returns
+    -------
+    work : WorkImage
+        The working-size image, its field of view, hair mask, hair-free image and its
+        CIELAB version. ``melascan.lesion.segmentation.segment(work, config)`` segments
+        it; ``to_input_size`` maps the result back to ``(H, W)``.
+
+    Raises
+    ------
+    ImageError
+        If ``rgb`` is not a usable ``HxWx3`` ``uint8`` image (see ``check_rgb``).
+
+    Examples
+    --------
+    >>> work = prepare_work(rgb)                       # doctest: +SKIP
+    >>> seg = to_input_size(segment(work), work)       # doctest: +SKIP
+    """
+    rgb = check_rgb(rgb)
+    small, scale = to_work_size(rgb, config.work_side_px)
+    fov = field_of_view_mask(small, config)
+    clean, hair = remove_hair(small, config, fov)
+    return WorkImage(
+        rgb=small,
+        scale=scale,
+        input_shape=(rgb.shape[0], rgb.shape[1]),
+        fov=fov,
+        hair=hair,
+        clean=clean,
+        lab=rgb_to_lab(clean),
+    )

@@ -1,29 +1,31 @@
 """Image quality checks: when one fires, the app says it cannot judge the image.
 
-Codes (thresholds in ``QualityThresholds``, measured on the working-size image, i.e.
-shorter side ``LesionConfig.work_side_px`` = 192 px, inside the field of view):
+Codes (thresholds: the ``quality_*`` values of ``LesionConfig``; measured on the
+working-size image of ``prepare_work``, shorter side ``LesionConfig.work_side_px`` =
+192 px, inside the field of view):
 
 ``blurry``
-    variance of the Laplacian of the gray image below ``blur_laplacian_var``
+    variance of the Laplacian of the gray image below ``quality_blur_min_laplacian_var``
     (the least sharp of 900 real dermoscopy images measured 6.1, a Gaussian blur of
     sigma 3 px brings a typical image below 1).
 ``too_dark``
-    mean brightness (max of R, G, B; 0-255) below ``dark_mean``, or less than 5 % of
-    the picture in the field of view.
+    mean brightness (max of R, G, B; 0-255) below ``quality_dark_max_mean_brightness``,
+    or less than ``fov_min_fraction`` (5 %) of the picture in the field of view.
 ``too_bright``
-    mean brightness above ``bright_mean``, or more than ``bright_saturated_fraction``
-    of the pixels saturated (all channels >= 250).
+    mean brightness above ``quality_bright_min_mean_brightness``, or more than
+    ``quality_bright_max_saturated_fraction`` of the pixels saturated (all channels
+    >= ``quality_saturated_level``).
 ``no_lesion``
     the segmentation found no lesion (see ``melascan.lesion.segmentation``).
 ``not_dermoscopic``
     a deliberately conservative colour heuristic. Skin and lesions, even under the
     bluish light of some dermatoscopes, are never green, never neon-vivid and not
-    colourless. Fires when more than ``green_max_fraction`` of the pixels are green
-    (a* < -12 with chroma > 10), more than ``vivid_max_fraction`` are vivid
-    (chroma C* > 70), or the mean chroma is below ``gray_max_chroma`` (a grayscale
-    picture, a document). On 900 real dermoscopy images (PH2 + 800 from melanoma-10k)
-    the largest values seen were 0.2 % green, 18 % vivid and a mean chroma of at
-    least 3.5, so the thresholds leave a wide margin.
+    colourless. Fires when more than ``quality_max_green_fraction`` of the pixels are
+    green (a* < -12 with chroma > 10), more than ``quality_max_vivid_fraction`` are
+    vivid (chroma C* > 70), or the mean chroma is below ``quality_min_mean_chroma``
+    (a grayscale picture, a document). On 900 real dermoscopy images (PH2 + 800 from
+    melanoma-10k) the largest values seen were 0.2 % green, 18 % vivid and a mean
+    chroma of at least 3.5, so the thresholds leave a wide margin.
 
 Calibration of the other thresholds on the same 900 images: Laplacian variance min
 6.1 (0.5th percentile 10), mean brightness 69-250, saturated share at most 25 %.
@@ -31,14 +33,12 @@ Calibration of the other thresholds on the same 900 images: Laplacian variance m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
-from melascan.lesion.preprocessing import brightness, check_rgb, field_of_view_mask, remove_hair, to_work_size
-from melascan.lesion.segmentation import NO_LESION, Segmentation, rgb_to_lab, segment_work
+from melascan.lesion.preprocessing import WorkImage, brightness, prepare_work, rgb_to_lab
+from melascan.lesion.segmentation import NO_LESION, Segmentation, segment
 
 BLURRY = "blurry"
 TOO_DARK = "too_dark"
@@ -46,20 +46,6 @@ TOO_BRIGHT = "too_bright"
 NOT_DERMOSCOPIC = "not_dermoscopic"
 #: every code ``assess_quality`` can return
 QUALITY_CODES = (BLURRY, TOO_DARK, TOO_BRIGHT, NO_LESION, NOT_DERMOSCOPIC)
-
-
-@dataclass(frozen=True)
-class QualityThresholds:
-    blur_laplacian_var: float = 5.0
-    dark_mean: float = 45.0
-    bright_mean: float = 250.0
-    bright_saturated_fraction: float = 0.5
-    green_max_fraction: float = 0.2
-    vivid_max_fraction: float = 0.4
-    gray_max_chroma: float = 1.5
-
-
-DEFAULT_THRESHOLDS = QualityThresholds()
 
 
 def laplacian_variance(gray: np.ndarray, region: np.ndarray) -> float:
@@ -72,44 +58,70 @@ def laplacian_variance(gray: np.ndarray, region: np.ndarray) -> float:
     return float(std[0, 0]) ** 2
 
 
-def looks_dermoscopic(lab: np.ndarray, region: np.ndarray, t: QualityThresholds) -> bool:
+def looks_dermoscopic(lab: np.ndarray, region: np.ndarray, config: LesionConfig = DEFAULT_CONFIG) -> bool:
     """False when the colours inside ``region`` cannot be skin (see the module doc)."""
     sub = region[::2, ::2]
     a, b = lab[::2, ::2, 1][sub], lab[::2, ::2, 2][sub]
     if a.size == 0:
         return False
     chroma = np.hypot(a, b)
-    green = float(((a < -12) & (chroma > 10)).mean())
-    vivid = float((chroma > 70).mean())
-    return green <= t.green_max_fraction and vivid <= t.vivid_max_fraction and chroma.mean() >= t.gray_max_chroma
+    green = float(((a < config.quality_green_max_a) & (chroma > config.quality_green_min_chroma)).mean())
+    vivid = float((chroma > config.quality_vivid_min_chroma).mean())
+    return (
+        green <= config.quality_max_green_fraction
+        and vivid <= config.quality_max_vivid_fraction
+        and chroma.mean() >= config.quality_min_mean_chroma
+    )
 
 
 def quality_codes(
-    work_rgb: np.ndarray,
-    fov: np.ndarray,
+    work: WorkImage,
     segmentation: Segmentation | None,
+    config: LesionConfig = DEFAULT_CONFIG,
     lab: np.ndarray | None = None,
-    thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
 ) -> list[str]:
-    """The checks on a working-size image whose field of view and segmentation are known."""
+    """The checks on a prepared image whose segmentation is known.
+
+    Parameters
+    ----------
+    work : WorkImage
+        From ``prepare_work``; the checks look at ``work.rgb`` (hair not removed)
+        inside ``work.fov``.
+    segmentation : Segmentation or None
+        ``no_lesion`` is reported when it is ``None`` or found no lesion.
+    config : LesionConfig, optional
+        Uses the ``quality_*`` values and ``fov_min_fraction``.
+    lab : (h, w, 3) float32 ndarray, optional
+        The CIELAB image the colour check (``not_dermoscopic``) reads. Default:
+        ``rgb_to_lab(work.rgb)``; ``analyze_lesion`` passes ``work.lab`` (hair removed).
+
+    Returns
+    -------
+    codes : list of str
+        A subset of ``QUALITY_CODES`` in that order; empty when the image is fine.
+    """
+    work_rgb, fov = work.rgb, work.fov
     codes: list[str] = []
-    region = fov if fov.mean() >= 0.05 else np.zeros_like(fov)
+    region = fov if fov.mean() >= config.fov_min_fraction else np.zeros_like(fov)
     if not region.any():
         codes.append(TOO_DARK)
     else:
         region8 = region.astype(np.uint8)
         mean_v = float(cv2.mean(brightness(work_rgb), mask=region8)[0])
-        if mean_v < thresholds.dark_mean:
+        if mean_v < config.quality_dark_max_mean_brightness:
             codes.append(TOO_DARK)
         darkest = cv2.min(cv2.min(work_rgb[:, :, 0], work_rgb[:, :, 1]), work_rgb[:, :, 2])
-        saturated = float(cv2.mean((darkest >= 250).astype(np.uint8), mask=region8)[0])
-        if mean_v > thresholds.bright_mean or saturated > thresholds.bright_saturated_fraction:
+        saturated = float(cv2.mean((darkest >= config.quality_saturated_level).astype(np.uint8), mask=region8)[0])
+        if (
+            mean_v > config.quality_bright_min_mean_brightness
+            or saturated > config.quality_bright_max_saturated_fraction
+        ):
             codes.append(TOO_BRIGHT)
         gray = cv2.cvtColor(work_rgb, cv2.COLOR_RGB2GRAY)
-        if laplacian_variance(gray, region) < thresholds.blur_laplacian_var:
+        if laplacian_variance(gray, region) < config.quality_blur_min_laplacian_var:
             codes.append(BLURRY)
         lab = rgb_to_lab(work_rgb) if lab is None else lab
-        if not looks_dermoscopic(lab, region, thresholds):
+        if not looks_dermoscopic(lab, region, config):
             codes.append(NOT_DERMOSCOPIC)
     if segmentation is None or not segmentation.found:
         codes.append(NO_LESION)
@@ -120,15 +132,13 @@ def assess_quality(
     rgb: np.ndarray,
     segmentation: Segmentation | None = None,
     config: LesionConfig = DEFAULT_CONFIG,
-    thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
 ) -> list[str]:
     """Warning codes for an ``HxWx3`` ``uint8`` RGB image (empty list = fine).
 
-    Pass a ``segmentation`` already computed for this image to skip segmenting again.
+    Runs the front end (``prepare_work``) and, unless a ``segmentation`` already
+    computed for this image is passed, ``segment``; then ``quality_codes``.
     """
-    work, _ = to_work_size(check_rgb(rgb), config.work_side_px)
-    fov = field_of_view_mask(work, config)
+    work = prepare_work(rgb, config)
     if segmentation is None:
-        clean, _ = remove_hair(work, config, fov)
-        segmentation = segment_work(clean, fov, config)
-    return quality_codes(work, fov, segmentation, thresholds=thresholds)
+        segmentation = segment(work, config)
+    return quality_codes(work, segmentation, config)

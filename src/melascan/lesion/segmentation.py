@@ -21,8 +21,10 @@ Pipeline (``segment_work``, on a working-size image whose hair is already remove
 If the lighting correction swallowed the lesion (a lesion filling the whole view),
 steps 3-5 are retried on the uncorrected channel.
 
-``segment_lesion`` wraps this for a full-size image: it shrinks, masks the vignette,
-removes hair, segments and maps the mask back to the input size.
+``segment(work)`` runs this on the ``WorkImage`` of the front end
+(``melascan.lesion.preprocessing.prepare_work``: shrink, vignette, hair removal);
+``to_input_size`` maps its result back to the input size. ``segment_lesion`` does
+all three for a full-size image.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import cv2
 import numpy as np
 
 from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
-from melascan.lesion.preprocessing import check_rgb, disc, field_of_view_mask, remove_hair, to_work_size
+from melascan.lesion.preprocessing import WorkImage, disc, prepare_work, rgb_to_lab
 
 #: Segmentation quality flags.
 NO_LESION = "no_lesion"
@@ -65,11 +67,6 @@ class Segmentation:
     @property
     def found(self) -> bool:
         return NO_LESION not in self.flags
-
-
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """``uint8`` sRGB -> ``float32`` CIELAB (D65): L* in 0-100, a* and b* about -128..127."""
-    return cv2.cvtColor(rgb.astype(np.float32) * np.float32(1 / 255.0), cv2.COLOR_RGB2LAB)
 
 
 def masked_mean(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -178,6 +175,7 @@ def correct_shading(channel: np.ndarray, fov: np.ndarray) -> np.ndarray:
     level = float(masked_mean(surface, fov)[0])
     if not np.isfinite(level) or level < 1.0:  # a black channel: nothing to correct
         return channel
+    # numerical guard, not a threshold: never divide by a surface near 0
     return channel * (level / np.maximum(surface, 0.05 * level))
 
 
@@ -234,6 +232,25 @@ def ring(mask: np.ndarray, width_px: float, fov: np.ndarray) -> np.ndarray:
     """The band of skin just outside ``mask`` (``width_px`` wide, inside ``fov``)."""
     grown = cv2.dilate(mask.astype(np.uint8), disc(width_px)) > 0
     return grown & ~mask & fov
+
+
+def skin_region(
+    mask: np.ndarray, fov: np.ndarray, config: LesionConfig = DEFAULT_CONFIG, hair: np.ndarray | None = None
+) -> np.ndarray:
+    """The skin a lesion ``mask`` is compared with.
+
+    The ring of ``config.skin_ring_frac`` of the shorter side around ``mask``, inside
+    ``fov`` and off ``hair`` (if given); when that is empty (a lesion filling the view),
+    whatever skin is left in the field of view.
+    """
+    skin = ring(mask, config.skin_ring_frac * min(mask.shape), fov)
+    if hair is not None:
+        skin &= ~hair
+    if not skin.any():
+        skin = fov & ~mask
+        if hair is not None:
+            skin &= ~hair
+    return skin
 
 
 def grabcut_refine(rgb: np.ndarray, mask: np.ndarray, fov: np.ndarray, margin_px: float) -> np.ndarray:
@@ -324,7 +341,7 @@ def segment_work(
     h, w = rgb.shape[:2]
     side = min(h, w)
     empty = Segmentation(np.zeros((h, w), bool), np.zeros((0, 2), np.int32), 0.0, [NO_LESION])
-    if fov.sum() < 0.05 * h * w:
+    if fov.sum() < config.fov_min_fraction * h * w:
         return empty
     lab = rgb_to_lab(rgb) if lab is None else lab
     name, raw, _ = choose_channel(candidate_channels(rgb, lab, fov), fov)
@@ -335,9 +352,7 @@ def segment_work(
         mask = threshold_mask(channel, rgb, fov, config)
         if not mask.any():
             continue
-        skin = ring(mask, 0.05 * side, fov)
-        if not skin.any():  # the lesion fills the view: compare with whatever is left
-            skin = fov & ~mask
+        skin = skin_region(mask, fov, config)
         contrast = color_contrast_de(lab, mask, skin)
         empty.contrast_de = round(contrast, 2)
         if contrast >= config.seg_min_contrast_de:
@@ -356,6 +371,25 @@ def segment_work(
     return Segmentation(mask, contour, round(confidence, 3), flags, name, empty.contrast_de)
 
 
+def segment(work: WorkImage, config: LesionConfig = DEFAULT_CONFIG) -> Segmentation:
+    """Segment the lesion of a prepared image, at the working size.
+
+    Parameters
+    ----------
+    work : WorkImage
+        From ``prepare_work(rgb, config)`` (hair-free image, field of view, Lab).
+    config : LesionConfig, optional
+        Uses the ``seg_*`` values, ``skin_ring_frac`` and ``fov_min_fraction``.
+
+    Returns
+    -------
+    seg : Segmentation
+        Mask and contour at the working size (``work.fov.shape``); see the module
+        docstring. ``to_input_size(seg, work)`` maps it to the input size.
+    """
+    return segment_work(work.clean, work.fov, config, work.lab)
+
+
 def upscale_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Map a working-size mask to ``shape`` (H, W) with a smooth outline."""
     if mask.shape == tuple(shape):
@@ -364,17 +398,24 @@ def upscale_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return up > 127
 
 
+def to_input_size(seg: Segmentation, work: WorkImage) -> Segmentation:
+    """A working-size ``seg`` (from ``segment(work)``) mapped to the input image.
+
+    Returns a new ``Segmentation``: the mask upscaled to ``work.input_shape``
+    (``upscale_mask``), its outline traced again at that size (empty without a
+    lesion); confidence, flags, channel and contrast are unchanged.
+    """
+    mask = upscale_mask(seg.mask, work.input_shape)
+    contour = outer_contour(mask) if seg.found else np.zeros((0, 2), np.int32)
+    return Segmentation(mask, contour, seg.confidence, list(seg.flags), seg.channel, seg.contrast_de)
+
+
 def segment_lesion(rgb: np.ndarray, config: LesionConfig = DEFAULT_CONFIG) -> Segmentation:
     """Segment the lesion of an ``HxWx3`` ``uint8`` RGB dermoscopy image.
 
-    Shrinks to ``config.work_side_px``, masks the vignette, removes hair, segments
-    (see the module docstring) and returns a ``Segmentation`` at the input size.
+    ``prepare_work`` (shrink to ``config.work_side_px``, mask the vignette, remove
+    hair), ``segment`` (see the module docstring) and ``to_input_size``: the returned
+    ``Segmentation`` is at the input size.
     """
-    work, _ = to_work_size(check_rgb(rgb), config.work_side_px)
-    fov = field_of_view_mask(work, config)
-    clean, _ = remove_hair(work, config, fov)
-    seg = segment_work(clean, fov, config)
-    if seg.mask.shape != rgb.shape[:2]:
-        seg.mask = upscale_mask(seg.mask, rgb.shape[:2])
-        seg.contour = outer_contour(seg.mask) if seg.found else seg.contour
-    return seg
+    work = prepare_work(rgb, config)
+    return to_input_size(segment(work, config), work)
