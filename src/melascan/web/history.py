@@ -10,9 +10,11 @@ from flask import Blueprint, abort, redirect, render_template, request, session,
 
 from melascan.web import db
 from melascan.web.charts import timeline_svg
+from melascan.web.errors import RequestError
 from melascan.web.i18n import t
 from melascan.web.names import LESION_NAME_MAX, clean_name
 from melascan.web.owner import current_owner
+from melascan.web.service import lesion_from_form
 
 bp = Blueprint("history", __name__, url_prefix="/history")
 
@@ -46,11 +48,11 @@ def assign_lesion(analysis_id: str):
     """
     owner = current_owner()
     row = db.get_analysis(owner, analysis_id) or abort(404)
-    lesion_id = request.form.get("lesion_id", "").strip()
+    chosen = lesion_from_form(lock=True)
     name = request.form.get("name", "").strip()
     old = row.lesion
-    if lesion_id:
-        row.lesion = db.lock_lesion(owner, lesion_id) or abort(404, "no such lesion in your history")
+    if chosen is not None:
+        row.lesion = chosen
     elif clean_name(name, LESION_NAME_MAX):
         row.lesion = db.create_lesion(owner, name)
     else:
@@ -76,7 +78,7 @@ def delete(analysis_id: str):
 @bp.post("/delete-all")
 def delete_all():
     if request.form.get("confirm") != "yes":
-        abort(400, "tick the confirmation box to delete your whole history")
+        raise RequestError("bad_request", key="error.bad_request.confirm_delete_all")
     count = db.delete_all(current_owner())
     flash(t("flash.deleted_all", count=count))
     return redirect(url_for("history.index"), code=303)
@@ -107,7 +109,7 @@ def rename_lesion(lesion_id: str):
     item = db.lock_lesion(current_owner(), lesion_id) or abort(404)
     name = clean_name(request.form.get("name"), LESION_NAME_MAX)
     if not name:
-        abort(400, "a lesion needs a name (letters or digits, not only spaces or control characters)")
+        raise RequestError("bad_request", key="error.bad_request.lesion_name")
     item.name = name
     db.session().commit()
     return redirect(url_for("history.lesion", lesion_id=item.id), code=303)

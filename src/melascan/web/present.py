@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from melascan.lesion.colors import COLOR_PALETTE
+from melascan.web.risk import TDS_BAND_STEPS
 
 Translate = Callable[..., str]
 
@@ -43,15 +44,11 @@ def percent(probability: float | None, digits: int = 0) -> str:
 
 
 def number(value: Any) -> float | None:
-    """A feature's numeric value: numbers as they are, a list by its length, None otherwise."""
+    """A feature's numeric value: numbers as they are, a list (the colours) by its length, None otherwise."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, dict):
-        for key in ("score", "value", "count", "n"):
-            if isinstance(value.get(key), (int, float)) and not isinstance(value.get(key), bool):
-                return float(value[key])
     if isinstance(value, (list, tuple)):
         return float(len(value))
     return None
@@ -64,16 +61,8 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def color_names(lesion: dict[str, Any]) -> list[str]:
-    """The colour names the lesion analysis found (empty if it reports only a count)."""
-    for key in ("color_names", "colors_present", "colors"):
-        value = lesion.get(key)
-        if isinstance(value, (list, tuple)):
-            return [str(v) for v in value]
-        if isinstance(value, dict):
-            names = value.get("names") or value.get("present")
-            if isinstance(names, (list, tuple)):
-                return [str(v) for v in names]
-    return []
+    """The colour names the lesion analysis found (``LesionAnalysis.to_dict()["colors"]``)."""
+    return [str(v) for v in lesion.get("colors") or []]
 
 
 #: Which letter of ``lesion["tds_inputs"]`` scores each feature (the numbers the TDS used).
@@ -188,7 +177,7 @@ def driver(risk: dict[str, Any], lesion: dict[str, Any] | None) -> tuple[str, di
     if any(str(r).startswith("tds_") for r in risk.get("reasons", [])):
         return "result.driver.tds_raised", values
     model_suspicious = risk.get("model_level") in ("moderate", "high")
-    tds_suspicious = TDS_BAND_STEPS_SUSPICIOUS.get(band, False)
+    tds_suspicious = TDS_BAND_STEPS.get(band, 0) > 0
     if model_suspicious and tds_suspicious:
         return "result.driver.both_suspicious", values
     if model_suspicious:
@@ -198,13 +187,11 @@ def driver(risk: dict[str, Any], lesion: dict[str, Any] | None) -> tuple[str, di
     return "result.driver.both_low", values
 
 
-#: TDS bands that count as suspicious for ``driver``.
-TDS_BAND_STEPS_SUSPICIOUS = {"benign": False, "suspicious": True, "melanoma": True, "malignant": True}
-
 
 def number_text(lesion: dict[str, Any], key: str) -> str:
     """A lesion feature's score as a short number (``—`` when absent)."""
     return _fmt(feature_value(lesion or {}, key))
+
 
 
 @lru_cache(maxsize=1)
