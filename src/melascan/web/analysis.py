@@ -21,7 +21,8 @@ import numpy as np
 from melascan.errors import ImageError
 from melascan.lesion import analyze_lesion, make_overlays
 from melascan.serialization import json_safe
-from melascan.web.cam import heatmap_overlay
+from melascan.web.cam import cam_inside_fraction, heatmap_overlay, mostly_outside
+from melascan.web.exposure import exposure_warnings
 from melascan.web.images import decode_upload, encode, shrink, source_header
 from melascan.web.model import get_classifier
 from melascan.web.risk import OUT_OF_SCOPE, operating_points, risk_assessment
@@ -53,6 +54,7 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
     # Classify the decoded image itself (as `melascan predict` and training do): network,
     # scope and fusion with the lesion measurements, the CAM placed on the analysis image.
     prediction = clf.predict_rgbs([rgb], with_cam=True, lesions=[lesion_dict], cam_shape=work.shape[:2])[0]
+    cam_inside = cam_inside_fraction(prediction.cam, lesion.mask) if lesion.found else None
 
     card = clf.card
     thresholds = {k: float(v) for k, v in prediction.thresholds.items()}
@@ -101,6 +103,8 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
             "fused": prediction.fused,
             "labels": json_safe(dict(prediction.labels)),
             "logits": json_safe(np.asarray(prediction.logits).ravel()),
+            "cam_inside_lesion": cam_inside,
+            "cam_mostly_outside": mostly_outside(cam_inside),
         },
         "lesion": lesion_dict,
         "quality": {"warnings": quality, "can_judge": not risk["quality_limited"]},
@@ -111,10 +115,10 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
 
 
 def _quality_warnings(lesion, work: np.ndarray) -> list[str]:
-    """The lesion analysis's quality codes (blocking), then the segmentation's flags
-    (informational), without repeats."""
+    """The lesion analysis's quality codes (blocking), the web's exposure codes, then the
+    segmentation's flags (informational), without repeats."""
     flags = list(lesion.segmentation.flags)
-    return [str(c) for c in dict.fromkeys([*lesion.quality, *flags])]
+    return [str(c) for c in dict.fromkeys([*lesion.quality, *exposure_warnings(work, lesion.quality, lesion.segmentation), *flags])]
 
 
 def split_images(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
