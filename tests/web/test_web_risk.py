@@ -34,6 +34,12 @@ def analysis() -> dict:
     return split_images(run_analysis(SAMPLE.read_bytes(), SAMPLE.name))[0]
 
 
+@pytest.fixture(scope="module")
+def scaled() -> dict:
+    """The same photo analysed with a scale of 0.02 mm per pixel."""
+    return split_images(run_analysis(SAMPLE.read_bytes(), SAMPLE.name, mm_per_px=0.02))[0]
+
+
 def _with(result: dict, risk: dict | None = None, **lesion) -> dict:
     """A copy of ``result`` with lesion fields (and the risk block) replaced."""
     out = copy.deepcopy(result)
@@ -131,7 +137,7 @@ def test_percent_and_the_base_rate_sentence():
     assert "23%" in sentence and "15 in 100" in sentence and "not as your personal risk" in sentence
 
 
-def test_feature_rows_explain_every_value(analysis):
+def test_feature_rows_explain_every_value(analysis, scaled):
     lesion = analysis["lesion"]
     rows = {r["key"]: r for r in feature_rows(lesion, en)}
     assert set(rows) == {"asymmetry", "border", "colors", "structures", "diameter", "tds"}
@@ -141,6 +147,8 @@ def test_feature_rows_explain_every_value(analysis):
     assert rows["diameter"]["explain"] == en("feature.diameter.explain_px")
     assert "4.75" in rows["tds"]["explain"]
     assert all(r["explain"] and not r["explain"].startswith("feature.") for r in rows.values())
+    mm = {r["key"]: r for r in feature_rows(scaled["lesion"], en)}["diameter"]
+    assert mm["value"] == f"{scaled['lesion']['diameter_mm']:.1f} mm" and mm["explain"] == en("feature.diameter.explain")
 
 
 def test_feature_rows_empty_when_no_lesion():
@@ -156,6 +164,15 @@ def test_compare_rows_direction(analysis):
     assert by_name[en("result.probability.short")]["change"] == "+50 points"
     assert by_name[en("result.risk_level")]["direction"] == "up"
     assert by_name[en("feature.tds.name")]["direction"] == "up"
+
+
+def test_compare_rows_compare_the_diameter_in_mm_only_when_both_photos_have_a_scale(analysis, scaled):
+    rows = {r["name"]: r for r in compare_rows(analysis, scaled, en, 0.3, 0.3)}
+    px = rows[en("feature.diameter.name") + " (px)"]
+    assert px["direction"] == "na" and px["change"] == "—" and px["note"] == en("compare.diameter_px")
+    bigger = _with(scaled, diameter_mm=scaled["lesion"]["diameter_mm"] * 2)
+    mm = {r["name"]: r for r in compare_rows(scaled, bigger, en, 0.3, 0.3)}[en("feature.diameter.name") + " (mm)"]
+    assert mm["direction"] == "up" and "note" not in mm
 
 
 def test_untrained_model_never_reassures():

@@ -1,4 +1,5 @@
-"""Issue 12: exposure warnings and the heatmap outside the lesion (in English and Korean)."""
+"""Issue 12: exposure warnings, the heatmap outside the lesion and the image scale (in English
+and Korean)."""
 
 from __future__ import annotations
 
@@ -99,3 +100,70 @@ def test_a_heatmap_mostly_outside_the_outline_is_called_out(client, upload):
     data = upload(client, inside.read_bytes(), inside.name).json
     assert data["classification"]["cam_inside_lesion"] > 0.5 and not data["classification"]["cam_mostly_outside"]
     assert 'id="heatmap-outside"' not in client.get(data["links"]["page"]).get_data(as_text=True)
+
+
+# --- 3. the image scale -----------------------------------------------------------------------
+
+
+def test_a_scale_entered_with_the_upload_gives_the_diameter_in_mm(client, upload):
+    raw = SAMPLES[4].read_bytes()
+    plain = upload(client, raw, "plain.jpg").json
+    scaled = upload(client, raw, "scaled.jpg", mm_per_px="0,02").json  # a decimal comma is fine
+    ruler = upload(client, raw, "ruler.jpg", ruler_mm="10", ruler_px="500").json
+    assert plain["image"]["mm_per_px"] is None and plain["lesion"]["diameter_mm"] is None
+    assert scaled["image"]["mm_per_px"] == ruler["image"]["mm_per_px"] == pytest.approx(0.02)
+    # the file is analysed at its own size here (300 px): mm = px * scale
+    assert scaled["lesion"]["diameter_mm"] == pytest.approx(scaled["lesion"]["diameter_px"] * 0.02, rel=1e-3)
+    assert ruler["lesion"]["diameter_mm"] == pytest.approx(scaled["lesion"]["diameter_mm"])
+    page = client.get(scaled["links"]["page"]).get_data(as_text=True)
+    assert f"{scaled['lesion']['diameter_mm']:.1f} mm" in page and "0.02 mm per pixel" in page
+    # compared in mm only when both photos have a scale
+    both = client.get(f"/history/compare?a={scaled['id']}&b={ruler['id']}").get_data(as_text=True)
+    assert "Diameter (mm)" in both and 'id="diameter-note"' not in both
+    mixed = client.get(f"/history/compare?a={plain['id']}&b={scaled['id']}").get_data(as_text=True)
+    assert "Diameter (px)" in mixed and "cannot be compared across photos" in mixed
+
+
+def test_the_scale_is_measured_on_the_file_as_uploaded_even_when_analysed_smaller(client, upload):
+    big = Image.open(SAMPLES[4]).convert("RGB").resize((2400, 2400), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    big.save(out, "PNG")
+    data = upload(client, out.getvalue(), "big.png", mm_per_px="0.0025").json
+    assert data["image"]["analysis_width"] == 1024
+    # 2400 px at 0.0025 mm = 6 mm wide picture: the same lesion as at 300 px and 0.02 mm
+    small = upload(client, SAMPLES[4].read_bytes(), "small.jpg", mm_per_px="0.02").json
+    assert data["lesion"]["diameter_mm"] == pytest.approx(small["lesion"]["diameter_mm"], rel=0.1)
+
+
+def test_the_scale_on_the_lesion_page_and_in_the_pdf(client, upload, tmp_path):
+    import shutil
+    import subprocess
+
+    data = upload(client, SAMPLES[4].read_bytes(), "spot.jpg", ruler_mm="10", ruler_px="500").json
+    assert client.post(f"/history/{data['id']}/lesion", data={"name": "Back"}).status_code == 303
+    row = client.get(data["links"]["self"]).json
+    lesion_page = client.get(f"/history/lesions/{row['tracked_lesion']['id']}").get_data(as_text=True)
+    assert f"{data['lesion']['diameter_mm']:.1f} mm" in lesion_page
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (Debian poppler-utils) is not installed; `make test` installs it")
+    (tmp_path / "r.pdf").write_bytes(client.get(data["links"]["pdf"]).data)
+    text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True, check=True).stdout
+    assert f"{data['lesion']['diameter_mm']:.1f} mm" in text and "0.02 mm per pixel" in text
+
+
+@pytest.mark.parametrize("form, key", [
+    ({"mm_per_px": "abc"}, "error.invalid_scale.not_number"),
+    ({"mm_per_px": "-1"}, "error.invalid_scale.not_positive"),
+    ({"mm_per_px": "nan"}, "error.invalid_scale.not_positive"),
+    ({"mm_per_px": "5"}, "error.invalid_scale.range"),
+    ({"ruler_mm": "10"}, "error.invalid_scale.ruler_pair"),
+    ({"mm_per_px": "0.02", "ruler_mm": "10", "ruler_px": "500"}, "error.invalid_scale.both"),
+])
+def test_an_unusable_scale_is_refused_in_the_readers_language(client, upload, lesion_jpeg, form, key):
+    response = upload(client, lesion_jpeg, **form)
+    assert response.status_code == 400 and response.json["error"]["code"] == "invalid_scale"
+    english = translate(key, "en").split("{")[0]
+    assert english[:20] in response.json["error"]["message"]
+    response = upload(korean(client), lesion_jpeg, **form)
+    assert HANGUL.search(response.json["error"]["message"]) and english[:20] not in response.json["error"]["message"]
+    assert client.get("/api/v1/analyses").json["count"] == 0  # nothing stored

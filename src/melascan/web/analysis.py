@@ -34,19 +34,25 @@ ANALYSIS_MAX_SIDE_PX = 1024
 THUMBNAIL_SIDE_PX = 256
 
 
-def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = None) -> dict[str, Any]:
+def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = None,
+                 mm_per_px: float | None = None) -> dict[str, Any]:
     """Analyse one uploaded image; see the module docstring for the result's shape.
 
-    Raises ``ImageError`` for an unusable image and ``ModelError`` if the model is
-    unavailable. Nothing is stored here.
+    ``mm_per_px``: the scale the person entered, in millimetres per pixel of the file as
+    uploaded; the diameter is then also given in mm. Raises ``ImageError`` for an unusable
+    image and ``ModelError`` if the model is unavailable. Nothing is stored here.
     """
     rgb = decode_upload(image_bytes, filename)
     work = shrink(rgb, ANALYSIS_MAX_SIDE_PX)
     clf = get_classifier(model_path)
-    fmt, _ = source_header(image_bytes)
+    fmt, source_side = source_header(image_bytes)
+    # The entered scale is per pixel of the file; the lesion is measured on the smaller ``work``.
+    work_mm_per_px = None
+    if mm_per_px is not None:
+        work_mm_per_px = mm_per_px * (source_side or max(rgb.shape[:2])) / max(work.shape[:2])
 
     try:
-        lesion = analyze_lesion(work)
+        lesion = analyze_lesion(work, work_mm_per_px)
     except ImageError as exc:  # e.g. too elongated: name the file
         raise ImageError(f"{filename}: {exc}") from None
     lesion_dict = json_safe(lesion.to_dict())
@@ -83,6 +89,7 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
             "analysis_height": int(work.shape[0]),
             "format": fmt,
             "sha256": hashlib.sha256(image_bytes).hexdigest(),
+            "mm_per_px": mm_per_px,
         },
         "model": {
             "name": card.get("name"),

@@ -16,6 +16,7 @@ from melascan.web.errors import not_found
 from melascan.web.model import model_status
 from melascan.web.openapi import openapi_document
 from melascan.web.owner import current_owner
+from melascan.web.scale import scale_from_form
 from melascan.web.service import analysis_json, analyze_and_store, lesion_from_form, summary_json
 from melascan.web.uploads import read_upload
 
@@ -25,7 +26,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 @bp.post("/v1/analyses")
 def create_analysis():
     data, filename = read_upload(request)
-    row = analyze_and_store(data, filename, lesion_from_form())
+    row = analyze_and_store(data, filename, lesion_from_form(), mm_per_px=scale_from_form(request.form))
     response = jsonify(analysis_json(row))
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_analysis", analysis_id=row.id)

@@ -225,6 +225,7 @@ def _register_template_helpers(app: Flask) -> None:
         set_name=present.set_name,
         color_palette=present.COLOR_LEGEND,
         number=present.number_text,
+        diameter=present.diameter_text,
         feature_rows=lambda lesion: present.feature_rows(lesion, t),
         structure_rows=lambda lesion: present.structure_rows(lesion, t),
         compare_rows=lambda a, b: present.compare_rows(a.result, b.result, t, a.probability, b.probability),

@@ -21,6 +21,7 @@ from melascan.web import db
 from melascan.web.i18n import LANGUAGES
 from melascan.web.owner import current_owner
 from melascan.web.samples import get_sample, list_samples
+from melascan.web.scale import scale_from_form
 from melascan.web.service import analyze_and_store, lesion_from_form
 from melascan.web.uploads import read_upload
 
@@ -71,7 +72,7 @@ def analyze_sample(slug: str):
 def analyze():
     """The form upload (works without JavaScript); the page script uses the API instead."""
     data, filename = read_upload(request)
-    row = analyze_and_store(data, filename, lesion_from_form())
+    row = analyze_and_store(data, filename, lesion_from_form(), mm_per_px=scale_from_form(request.form))
     return redirect(url_for("pages.result", analysis_id=row.id), code=303)
 
 

@@ -84,10 +84,9 @@ def feature_rows(lesion: dict[str, Any], t: Translate) -> list[dict[str, str]]:
     for key, stem in FEATURE_ROWS:
         if key == "diameter":
             mm = number(lesion.get("diameter_mm"))
-            px = number(lesion.get("diameter_px"))
-            if mm is None and px is None:
+            if mm is None and number(lesion.get("diameter_px")) is None:
                 continue
-            value = f"{mm:.1f} mm" if mm is not None else f"{px:.0f} px"
+            value = diameter_text(lesion)
             explain = t(f"{stem}.explain") if mm is not None else t(f"{stem}.explain_px")
         elif key == "tds":
             tds = number(lesion.get("tds"))
@@ -193,6 +192,13 @@ def number_text(lesion: dict[str, Any], key: str) -> str:
     return _fmt(feature_value(lesion or {}, key))
 
 
+def diameter_text(lesion: dict[str, Any] | None) -> str:
+    """The diameter in mm when the photo had a scale (``12.3 mm``), else in pixels (``240 px``)."""
+    mm, px = number((lesion or {}).get("diameter_mm")), number((lesion or {}).get("diameter_px"))
+    if mm is not None:
+        return f"{mm:.1f} mm"
+    return f"{px:.0f} px" if px is not None else "—"
+
 
 @lru_cache(maxsize=1)
 def measurement_bands() -> dict[str, float]:
@@ -211,7 +217,8 @@ def compare_rows(left: dict[str, Any], right: dict[str, Any], t: Translate,
     """Rows ``{"name", "left", "right", "change", "direction"}`` for two analyses (old, new).
 
     ``direction`` is ``up`` / ``down`` / ``same`` / ``na``; for every row here a rise
-    means more suspicious.
+    means more suspicious. A diameter known only in pixels is not compared: its row has
+    ``"note"``, the sentence saying why.
     """
     bands = measurement_bands()
 
@@ -235,8 +242,13 @@ def compare_rows(left: dict[str, Any], right: dict[str, Any], t: Translate,
             a, b = number(la.get(f"diameter_{unit}")), number(lb.get(f"diameter_{unit}"))
             if a is None and b is None:
                 continue
+            name = t(f"{stem}.name") + f" ({unit})"
+            if unit == "px":  # each photo has its own scale: pixels say nothing about a change
+                rows.append({"name": name, "left": _fmt(a, 1), "right": _fmt(b, 1), "change": "—",
+                             "direction": "na", "note": t("compare.diameter_px")})
+                continue
             band = bands.get("diameter_relative", 0.0) * max(abs(a or 0.0), abs(b or 0.0))
-            rows.append(row(t(f"{stem}.name") + f" ({unit})", a, b, lambda v: _fmt(v, 1), lambda d: f"{d:+.1f}", band))
+            rows.append(row(name, a, b, lambda v: _fmt(v, 1), lambda d: f"{d:+.1f}", band))
             continue
         a, b = feature_value(la, key), feature_value(lb, key)
         if a is None and b is None:

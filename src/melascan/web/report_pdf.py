@@ -166,6 +166,9 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
                 cells = table.row()
                 for text in (row["name"], row["value"], row["explain"]):
                     cells.cell(text)
+        scale = result.get("image", {}).get("mm_per_px")
+        para(f"{_t('result.tech.scale')}: "
+             + (_t("result.tech.scale_value", value=f"{scale:g}") if scale else _t("result.tech.scale_none")), 8, color=90)
 
     warnings = result.get("quality", {}).get("warnings", [])
     if warnings:

@@ -29,16 +29,16 @@ def lesion_from_form(*, lock: bool = False) -> db.Lesion | None:
 
 
 def analyze_and_store(data: bytes, filename: str, lesion: db.Lesion | None = None,
-                      sample: dict | None = None) -> db.Analysis:
+                      sample: dict | None = None, mm_per_px: float | None = None) -> db.Analysis:
     """Run the full analysis on an upload and save it in this browser's history.
 
     ``sample``: ``{"label", "source"}`` of a shipped demo image, kept with the result so its
-    page shows the known diagnosis. Raises before anything is stored if the image or the model
-    is unusable.
+    page shows the known diagnosis. ``mm_per_px``: the scale entered with the upload.
+    Raises before anything is stored if the image or the model is unusable.
     """
     owner = current_owner()
     check_quota(owner)
-    result = run_analysis(data, filename, model_path=current_app.config["MODEL_PATH"])
+    result = run_analysis(data, filename, model_path=current_app.config["MODEL_PATH"], mm_per_px=mm_per_px)
     if sample is not None:
         result["sample"] = sample
     json_part, images = split_images(result)
