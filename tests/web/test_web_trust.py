@@ -1,14 +1,16 @@
-"""Issue 12: exposure warnings, the heatmap outside the lesion and the image scale (in English
-and Korean)."""
+"""Issue 12's last parts: exposure warnings, the heatmap outside the lesion, the image scale and
+the re-check reminder (each in English and Korean)."""
 
 from __future__ import annotations
 
 import io
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
+from icalendar import Calendar
 from PIL import Image
 
 from melascan.web.cam import cam_inside_fraction, mostly_outside
@@ -167,3 +169,35 @@ def test_an_unusable_scale_is_refused_in_the_readers_language(client, upload, le
     response = upload(korean(client), lesion_jpeg, **form)
     assert HANGUL.search(response.json["error"]["message"]) and english[:20] not in response.json["error"]["message"]
     assert client.get("/api/v1/analyses").json["count"] == 0  # nothing stored
+
+
+# --- 4. the re-check reminder -----------------------------------------------------------------
+
+
+def test_a_tracked_lesion_offers_a_reminder_that_calendars_read(app, client, upload, lesion_jpeg):
+    aid = upload(client, lesion_jpeg).json["id"]
+    client.post(f"/history/{aid}/lesion", data={"name": "Left shin"})
+    lesion_id = client.get(f"/api/v1/analyses/{aid}").json["tracked_lesion"]["id"]
+    page = client.get(f"/history/lesions/{lesion_id}").get_data(as_text=True)
+    assert 'id="reminder"' in page and f"/history/lesions/{lesion_id}/reminder.ics" in page
+    for weeks, query in ((12, ""), (4, "?weeks=4")):
+        today = datetime.now(timezone.utc).date()
+        response = client.get(f"/history/lesions/{lesion_id}/reminder.ics{query}")
+        assert response.status_code == 200 and response.mimetype == "text/calendar"
+        assert "attachment" in response.headers["Content-Disposition"]
+        [event] = Calendar.from_ical(response.data).walk("VEVENT")
+        assert event.decoded("dtstart") in (today + timedelta(weeks=weeks), datetime.now(timezone.utc).date()
+                                            + timedelta(weeks=weeks))
+        assert "Left shin" in str(event["summary"]) and event.get("uid")
+        text = response.data.decode()
+        assert "%" not in text and "melanoma" not in text.lower()  # the name and the date, no results
+    for bad in ("0", "53", "abc", "-3"):
+        refused = client.get(f"/history/lesions/{lesion_id}/reminder.ics?weeks={bad}")
+        assert refused.status_code == 400 and "between 1 and 52 weeks" in refused.get_data(as_text=True)
+    assert client.get("/history/lesions/nope/reminder.ics").status_code == 404
+    assert app.test_client().get(f"/history/lesions/{lesion_id}/reminder.ics").status_code == 404  # another browser
+    ko = korean(client).get(f"/history/lesions/{lesion_id}/reminder.ics")
+    [event] = Calendar.from_ical(ko.data).walk("VEVENT")
+    assert HANGUL.search(str(event["summary"]))
+    refused = client.get(f"/history/lesions/{lesion_id}/reminder.ics?weeks=99").get_data(as_text=True)
+    assert translate("error.bad_request.weeks", "ko", low=1, high=52) in refused

@@ -6,7 +6,9 @@ another browser is a 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 
 from melascan.web import db
 from melascan.web.charts import timeline_svg
@@ -14,6 +16,7 @@ from melascan.web.errors import RequestError
 from melascan.web.i18n import t
 from melascan.web.names import LESION_NAME_MAX, clean_name
 from melascan.web.owner import current_owner
+from melascan.web.reminder import WEEKS, reminder_date, reminder_ics
 from melascan.web.service import lesion_from_form
 
 bp = Blueprint("history", __name__, url_prefix="/history")
@@ -101,7 +104,24 @@ def lesion(lesion_id: str):
         chart=timeline_svg(analyses),
         left=by_id.get(left),
         right=by_id.get(right),
+        reminder_weeks=WEEKS,
     )
+
+
+@bp.get("/lesions/<lesion_id>/reminder.ics")
+def reminder(lesion_id: str):
+    """A calendar entry to photograph the lesion again in ``?weeks=`` weeks (default 12)."""
+    item = db.get_lesion(current_owner(), lesion_id) or abort(404)
+    low, high, default = WEEKS
+    text = request.args.get("weeks", "").strip() or str(default)
+    weeks = int(text) if text.isdigit() else None
+    if weeks is None or not low <= weeks <= high:
+        raise RequestError("bad_request", key="error.bad_request.weeks", low=low, high=high)
+    day = reminder_date(datetime.now(timezone.utc).date(), weeks)
+    body = reminder_ics(t("ics.summary", name=item.name), t("ics.description", name=item.name), day)
+    response = Response(body, mimetype="text/calendar")
+    response.headers["Content-Disposition"] = f'attachment; filename="melascan-recheck-{day.isoformat()}.ics"'
+    return response
 
 
 @bp.post("/lesions/<lesion_id>/rename")
