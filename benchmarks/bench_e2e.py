@@ -116,7 +116,7 @@ class MelaScanStack:
     def run(self, data: bytes, clock: list[float]) -> dict[str, float]:
         from melascan.imageio import load_rgb
         from melascan.inference.cam import cam_to_image, class_activation_map
-        from melascan.web.analysis import heatmap_overlay
+        from melascan.web.cam import heatmap_overlay
 
         t: dict[str, float] = {}
         start = time.perf_counter()
@@ -170,7 +170,7 @@ class SeedStack:
     def run(self, data: bytes, clock: list[float]) -> dict[str, float]:
         import cv2
 
-        from melascan.web.analysis import heatmap_overlay
+        from melascan.web.cam import heatmap_overlay
 
         torch = self.torch
         t: dict[str, float] = {}
@@ -229,7 +229,7 @@ def measure(stacks: list, images: list[tuple[str, bytes]], reps: int, warmup: in
 def png_level(level: int | None) -> Iterator[None]:
     """What-if: make the web app encode its PNGs at zlib ``level`` (None: unchanged).
 
-    ``melascan.web.analysis.encode`` is replaced for the duration (and restored); this
+    ``encode`` as ``melascan.web.analysis`` calls it is replaced for the duration (and restored); this
     measures a possible change without making it.
     """
     import melascan.web.analysis as web

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from melascan.web.analysis import get_classifier, run_analysis, split_images
+from melascan.web.analysis import run_analysis, split_images
+from melascan.web.model import get_classifier
 
 
 def big_jpeg(width: int = 7744, height: int = 5164) -> bytes:

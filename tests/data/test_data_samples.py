@@ -36,3 +36,22 @@ def test_export_copies_original_bytes_of_test_images(dataset, tmp_path):
     assert meta["samples"] == samples
     with pytest.raises(DataError, match="not in the test split"):
         export_samples(tmp_path / "prep" / "manifest.csv", out, pick=["train/benign/nothere.jpg"])
+
+
+def test_the_catalogue_reads_what_it_writes_and_keeps_names_inside_its_folder(tmp_path):
+    from melascan.data.sample_catalogue import read_catalogue, write_catalogue
+
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path.parent / "outside.jpg").write_bytes(b"x")
+    write_catalogue(tmp_path, [{"file": "a.jpg", "label": "malignant", "md5": "m"},
+                               {"file": "../outside.jpg", "label": "benign"},
+                               {"file": "missing.jpg", "label": "benign"}], source="test", selection="all")
+    [entry] = read_catalogue(tmp_path)
+    assert (entry.path, entry.label, entry.fields["md5"]) == ((tmp_path / "a.jpg").resolve(), "malignant", "m")
+    with pytest.raises(DataError, match="label"):
+        write_catalogue(tmp_path, [{"file": "a.jpg", "label": "melanoma"}], source="test", selection="all")
+    (tmp_path / "samples.json").write_text("{not json")
+    with pytest.raises(DataError, match="not a sample catalogue"):
+        read_catalogue(tmp_path)
+    shipped = read_catalogue(resources.files("melascan") / "assets" / "samples")
+    assert sorted(e.label for e in shipped) == ["benign"] * 4 + ["malignant"] * 4

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from melascan.data.sample_catalogue import write_catalogue
 from melascan.web import create_app
 from melascan.web.testing import BrowserClient
 
@@ -59,7 +59,7 @@ def samples_dir(tmp_path_factory) -> Path:
         name = f"synthetic_{label}.jpg"
         (folder / name).write_bytes(lesion_image(seed=10 + i))
         entries.append({"file": name, "label": label, "source": "synthetic test image"})
-    (folder / "samples.json").write_text(json.dumps({"samples": entries}))
+    write_catalogue(folder, entries, source="tests/web/conftest.py", selection="synthetic")
     return folder
 
 

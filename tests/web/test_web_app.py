@@ -79,7 +79,7 @@ def test_main_page_has_picker_camera_and_drop_zone(client):
 
 
 def test_untrained_model_banner(client):
-    from melascan.web.analysis import model_card
+    from melascan.web.model import model_card
 
     html = client.get("/main").get_data(as_text=True)
     assert ('id="untrained-banner"' in html) == (model_card().get("status") == "untrained")
@@ -147,7 +147,7 @@ def test_every_translation_key_used_in_templates_exists():
 
 
 def test_keys_built_from_codes_exist():
-    from melascan.web.analysis import LEVELS, UNKNOWN
+    from melascan.web.risk import LEVELS, UNKNOWN
     from melascan.web.service import IMAGE_KINDS
 
     keys = set(catalog("en"))

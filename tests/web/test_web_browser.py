@@ -60,10 +60,15 @@ def image_file(data: bytes, name: str = "spot.jpg", mime: str = "image/jpeg") ->
     return {"name": name, "mimeType": mime, "buffer": data}
 
 
-def analyse_upload(page, data: bytes, name: str = "spot.jpg") -> str:
-    """Upload through the main page's file picker; returns the analysis id."""
+def analyse_upload(page, data: bytes, name: str = "spot.jpg", ruler: tuple[str, str] | None = None) -> str:
+    """Upload through the main page's file picker (with ``ruler``: (mm, px) entered as the
+    image scale); returns the analysis id."""
     page.goto("/main")
     page.set_input_files("#file-input-main", image_file(data, name))
+    if ruler:
+        page.click("form.js-upload .scale-fields summary")
+        page.fill("form.js-upload input[name=ruler_mm]", ruler[0])
+        page.fill("form.js-upload input[name=ruler_px]", ruler[1])
     page.click("form.js-upload .analyse-button")
     page.wait_for_url(re.compile(r"/results/[\w-]+$"))
     return page.url.rsplit("/", 1)[1]
@@ -267,21 +272,69 @@ SMALL_TEXT_JS = """() => { const out = [];
   return out; }"""
 
 
+def darker(data: bytes, factor: float = 0.25) -> bytes:
+    """A committed sample's photo with its light scaled by ``factor`` (an underexposed retake)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.float32)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(rgb * factor, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
 def test_every_page_fits_360_390_and_1280_px_with_readable_text(browser, server, lesion_jpeg, make_lesion):
+    samples = sorted((Path(__file__).resolve().parents[2] / "src" / "melascan" / "assets" / "samples").glob("*.jpg"))
     context = browser.new_context(viewport={"width": 360, "height": 800}, base_url=server.url)
     page = context.new_page()
-    first = analyse_upload(page, lesion_jpeg, "first.jpg")
+    first = analyse_upload(page, lesion_jpeg, "first.jpg", ruler=("10", "400"))
     lesion_url, second = track_later_photo(page, first, "Left calf", make_lesion(seed=11))
+    dark = analyse_upload(page, darker(samples[0].read_bytes()), "dark.jpg")
+    outside = analyse_upload(page, next(p for p in samples if p.name == "malignant_4.jpg").read_bytes(), "hairs.jpg")
     pages = ["/", "/intro", "/start", "/main", "/samples", "/history", lesion_url, f"/results/{first}",
-             f"/history/compare?a={first}&b={second}", "/lang/ko?next=/main", f"/results/{second}"]
+             f"/history/compare?a={first}&b={second}", "/lang/ko?next=/main", f"/results/{second}",
+             f"/results/{dark}", f"/results/{outside}", f"/lang/ko?next={lesion_url}", f"/results/{first}",
+             f"/results/{outside}", f"/history/compare?a={first}&b={second}", "/lang/en?next=/main"]
     for width in (360, 390, 1280):
         page.set_viewport_size({"width": width, "height": 800})
         for url in pages:
             page.goto(url)
             page.wait_for_load_state("networkidle")
+            page.evaluate("document.querySelectorAll('details.scale-fields').forEach(d => d.open = true)")
             assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{url} at {width} px"
             assert page.evaluate(SMALL_TEXT_JS) == [], f"text under 11 px on {url} at {width} px"
+    # the new page elements were on those pages
+    page.goto(f"/results/{dark}")
+    assert page.locator("#headline [data-warning='too_dark']").count() == 1
+    page.goto(f"/results/{outside}")
+    assert page.locator("#heatmap-outside").is_visible()
+    page.goto(f"/results/{first}")
+    assert page.locator("#features tr[data-feature='diameter']", has_text=" mm").count() == 1
+    page.goto(f"/history/compare?a={first}&b={second}")
+    assert page.locator("#diameter-note").is_visible()  # the later photo has no scale
+    page.goto(lesion_url)
+    assert page.locator("#reminder button").is_visible()
     context.close()
+
+
+def test_the_reminder_downloads_a_calendar_entry(page, lesion_jpeg, make_lesion):
+    from datetime import date, timedelta
+
+    from icalendar import Calendar
+
+    first = analyse_upload(page, lesion_jpeg)
+    lesion_url, _ = track_later_photo(page, first, "Neck", make_lesion(seed=5))
+    page.goto(lesion_url)
+    page.fill("#reminder input[name=weeks]", "6")
+    with page.expect_download() as info:
+        page.click("#reminder button")
+    body = Path(info.value.path()).read_bytes()
+    [event] = Calendar.from_ical(body).walk("VEVENT")
+    assert event.decoded("dtstart") - date.today() in (timedelta(weeks=6), timedelta(weeks=6, days=-1),
+                                                       timedelta(weeks=6, days=1))  # the server's day is UTC
+    assert "Neck" in str(event["summary"])
 
 
 def test_tab_never_lands_on_an_invisible_control(page):

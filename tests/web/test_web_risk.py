@@ -1,18 +1,52 @@
-"""The risk rule, the model-card metric lookup and the presentation helpers (pure functions)."""
+"""The risk rule, the model-card metric lookup and the presentation helpers (pure functions),
+fed with what the code really produces: the shipped model card and ``run_analysis`` results of a
+committed sample (with a field changed where a case needs it)."""
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import pytest
 
-from melascan.web.analysis import model_level, operating_points, risk_assessment
+from melascan.web.analysis import run_analysis, split_images
 from melascan.web.i18n import translate
+from melascan.web.model import model_card
 from melascan.web.present import compare_rows, feature_rows, percent
+from melascan.web.risk import SHIPPED_SETS, model_level, operating_points, risk_assessment
 
 THRESHOLDS = {"screening": 0.2, "balanced": 0.5}
+SAMPLE = Path(__file__).resolve().parents[2] / "src" / "melascan" / "assets" / "samples" / "malignant_1.jpg"
 
 
 def en(key, **values):
     return translate(key, "en", **values)
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    return copy.deepcopy(model_card())
+
+
+@pytest.fixture(scope="module")
+def analysis() -> dict:
+    """The stored JSON part of a real analysis of a committed sample (no scale entered)."""
+    return split_images(run_analysis(SAMPLE.read_bytes(), SAMPLE.name))[0]
+
+
+@pytest.fixture(scope="module")
+def scaled() -> dict:
+    """The same photo analysed with a scale of 0.02 mm per pixel."""
+    return split_images(run_analysis(SAMPLE.read_bytes(), SAMPLE.name, mm_per_px=0.02))[0]
+
+
+def _with(result: dict, risk: dict | None = None, **lesion) -> dict:
+    """A copy of ``result`` with lesion fields (and the risk block) replaced."""
+    out = copy.deepcopy(result)
+    out["lesion"].update(lesion)
+    if risk is not None:
+        out["risk"] = risk
+    return out
 
 
 @pytest.mark.parametrize(
@@ -62,38 +96,35 @@ def test_non_blocking_and_unknown_warnings():
     assert risk_assessment(0.05, THRESHOLDS, None, ["some_new_flag"])["level"] == "unknown"
 
 
-def test_operating_points_without_metrics():
-    card = {"calibration": {"thresholds": THRESHOLDS}, "metrics": {}}
+def test_operating_points_of_the_shipped_card_come_from_its_external_validation(card):
     points = operating_points(card)
-    assert [p["name"] for p in points] == ["screening", "balanced"]
-    assert all(p["sensitivity"] is None for p in points)
+    sets = card["external_validation"]["sets"]
+    assert points and {p["name"] for p in points} == {"screening", "balanced"}
+    for p in points:
+        block = sets[p["set"]]["thresholds"][p["name"]]
+        assert (p["sensitivity"], p["specificity"], p["n"]) == (block["sensitivity"], block["specificity"],
+                                                                 sets[p["set"]]["n"])
+        assert p["threshold"] == card["fusion"]["thresholds"][p["name"]]
+    assert [p["set"] for p in points if p["name"] == "screening"] == [s for s in SHIPPED_SETS if s in sets]
 
 
-def test_operating_points_read_nested_and_flat_metric_shapes():
-    card = {
-        "calibration": {"thresholds": THRESHOLDS},
-        "metrics": {
-            "val": {"thresholds": {"screening": {"sensitivity": 0.8, "specificity": 0.5}}},
-            "test": {
-                "n": 1000,
-                "screening": {"sensitivity": 0.95, "specificity": 0.6, "sensitivity_ci": [0.9, 0.98]},
-                "sensitivity_balanced": 0.85,
-                "specificity_balanced": 0.9,
-            },
-        },
-    }
-    screening, balanced = operating_points(card)
-    assert (screening["sensitivity"], screening["specificity"], screening["set"]) == (0.95, 0.6, "test")
-    assert screening["sensitivity_ci"] == [0.9, 0.98] and screening["n"] == 1000
-    assert (balanced["sensitivity"], balanced["specificity"]) == (0.85, 0.9)
+def test_operating_points_of_an_unfused_card_read_the_metrics_the_card_writer_summarises(card):
+    plain = {k: v for k, v in card.items() if k not in ("fusion", "external_validation")}
+    screening, balanced = operating_points(plain)
+    test = card["metrics"]["test"]
+    assert (screening["sensitivity"], screening["specificity"], screening["set"], screening["n"]) == (
+        test["sensitivity_screening"], test["specificity_screening"], "test", test["n_images"])
+    assert (balanced["sensitivity"], balanced["specificity"]) == (test["sensitivity_balanced"],
+                                                                  test["specificity_balanced"])
+    assert screening["threshold"] == card["calibration"]["thresholds"]["screening"]
 
 
-def test_operating_point_matched_by_threshold_value():
-    card = {"calibration": {"thresholds": THRESHOLDS},
-            "metrics": {"test": {"threshold": 0.5, "sensitivity": 0.7, "specificity": 0.8}}}
-    screening, balanced = operating_points(card)
-    assert screening["sensitivity"] is None
-    assert balanced["sensitivity"] == 0.7
+def test_operating_points_without_metrics(card):
+    for blank in ({**card, "external_validation": {}},
+                  {k: v for k, v in card.items() if k not in ("fusion", "metrics")}):
+        points = operating_points(blank)
+        assert [p["name"] for p in points] == ["screening", "balanced"]
+        assert all(p["sensitivity"] is None and p["set"] is None for p in points)
 
 
 def test_percent_and_the_base_rate_sentence():
@@ -106,29 +137,42 @@ def test_percent_and_the_base_rate_sentence():
     assert "23%" in sentence and "15 in 100" in sentence and "not as your personal risk" in sentence
 
 
-def test_feature_rows_explain_every_value():
-    lesion = {"asymmetry": 1, "border": 3, "colors": 4, "color_names": ["black", "dark_brown"],
-              "structures": 2, "diameter_px": 120.4, "diameter_mm": None, "tds": 4.8, "tds_band": "suspicious"}
+def test_feature_rows_explain_every_value(analysis, scaled):
+    lesion = analysis["lesion"]
     rows = {r["key"]: r for r in feature_rows(lesion, en)}
     assert set(rows) == {"asymmetry", "border", "colors", "structures", "diameter", "tds"}
-    assert rows["colors"]["value"] == "4 (black, dark brown)"
-    assert rows["diameter"]["value"] == "120 px"
+    names = ", ".join(en(f"color.{c}") for c in lesion["colors"])
+    assert rows["colors"]["value"] == f"{len(lesion['colors'])} ({names})"
+    assert rows["diameter"]["value"] == f"{lesion['diameter_px']:.0f} px"
+    assert rows["diameter"]["explain"] == en("feature.diameter.explain_px")
     assert "4.75" in rows["tds"]["explain"]
     assert all(r["explain"] and not r["explain"].startswith("feature.") for r in rows.values())
+    mm = {r["key"]: r for r in feature_rows(scaled["lesion"], en)}["diameter"]
+    assert mm["value"] == f"{scaled['lesion']['diameter_mm']:.1f} mm" and mm["explain"] == en("feature.diameter.explain")
 
 
 def test_feature_rows_empty_when_no_lesion():
     assert feature_rows({}, en) == []
 
 
-def test_compare_rows_direction():
-    old = {"lesion": {"asymmetry": 0, "tds": 3.0}, "risk": {"level": "low"}}
-    new = {"lesion": {"asymmetry": 2, "tds": 5.9}, "risk": {"level": "high"}}
+def test_compare_rows_direction(analysis):
+    old = _with(analysis, asymmetry=0, tds=3.0)
+    new = _with(analysis, asymmetry=2, tds=5.9, risk={**analysis["risk"], "level": "high"})
+    old["risk"] = {**analysis["risk"], "level": "low"}
     rows = compare_rows(old, new, en, 0.1, 0.6)
     by_name = {r["name"]: r for r in rows}
     assert by_name[en("result.probability.short")]["change"] == "+50 points"
     assert by_name[en("result.risk_level")]["direction"] == "up"
     assert by_name[en("feature.tds.name")]["direction"] == "up"
+
+
+def test_compare_rows_compare_the_diameter_in_mm_only_when_both_photos_have_a_scale(analysis, scaled):
+    rows = {r["name"]: r for r in compare_rows(analysis, scaled, en, 0.3, 0.3)}
+    px = rows[en("feature.diameter.name") + " (px)"]
+    assert px["direction"] == "na" and px["change"] == "—" and px["note"] == en("compare.diameter_px")
+    bigger = _with(scaled, diameter_mm=scaled["lesion"]["diameter_mm"] * 2)
+    mm = {r["name"]: r for r in compare_rows(scaled, bigger, en, 0.3, 0.3)}[en("feature.diameter.name") + " (mm)"]
+    assert mm["direction"] == "up" and "note" not in mm
 
 
 def test_untrained_model_never_reassures():
@@ -147,40 +191,30 @@ def test_out_of_scope_image_gets_no_level_whatever_the_probability(p, band):
     assert risk_assessment(p, THRESHOLDS, band, [], in_scope=True)["level"] != "out_of_scope"
 
 
-def test_a_fused_model_shows_only_numbers_measured_on_what_ships():
-    card = {"calibration": {"thresholds": {"balanced": 0.3, "screening": 0.15}},
-            "fusion": {"thresholds": {"balanced": 0.11, "screening": 0.06}},
-            "metrics": {"test": {"thresholds": {"balanced": {"sensitivity": 0.9, "specificity": 0.8}}}}}
-    points = operating_points(card)
-    assert [(p["name"], p["threshold"], p["sensitivity"]) for p in points] == [("screening", 0.06, None),
-                                                                              ("balanced", 0.11, None)]
-    card["external_validation"] = {"sets": {
-        "ph2": {"n": 100, "thresholds": {"balanced": {"threshold": 0.11, "sensitivity": 1.0, "specificity": 0.33},
-                                         "screening": {"threshold": 0.06, "sensitivity": 1.0, "specificity": 0.15}}},
-        "ham_test": {"n": 1400, "thresholds": {"balanced": {"threshold": 0.11, "sensitivity": 0.96, "specificity": 0.66},
-                                               "screening": {"threshold": 0.06, "sensitivity": 0.97, "specificity": 0.56}}}}}
-    points = operating_points(card)
-    assert [(p["name"], p["set"], p["specificity"]) for p in points] == [
-        ("screening", "ham_test", 0.56), ("screening", "ph2", 0.15), ("balanced", "ham_test", 0.66), ("balanced", "ph2", 0.33)]
+def test_a_fused_model_shows_only_numbers_measured_on_what_ships(card):
+    unmeasured = {**card, "external_validation": {}}  # its own metrics are of the unfused network
+    points = operating_points(unmeasured)
+    assert [(p["name"], p["threshold"], p["sensitivity"]) for p in points] == [
+        ("screening", card["fusion"]["thresholds"]["screening"], None),
+        ("balanced", card["fusion"]["thresholds"]["balanced"], None)]
     from melascan.web.present import set_name
 
     assert set_name("ph2", en).startswith("PH2") and set_name("official", en) == "official"
     assert "HAM10000" in set_name("ham_test", lambda key: translate(key, "ko")) and set_name(None, en) == ""
-    assert all(p["threshold"] in (0.06, 0.11) for p in points)
 
 
-def test_compare_calls_changes_inside_the_test_retest_band_no_measurable_change():
+def test_compare_calls_changes_inside_the_test_retest_band_no_measurable_change(analysis):
     from melascan.web.present import measurement_bands
 
     bands = measurement_bands()
     assert {"probability", "asymmetry", "border", "colors", "tds", "diameter_relative"} <= set(bands)
-    lesion = {"lesion": {"lesion_found": True, "asymmetry": 1, "border": 3, "tds": 4.0}}
+    lesion = _with(analysis, tds=4.0)
     small = bands["probability"] / 2
     rows = compare_rows(lesion, lesion, en, 0.30, 0.30 + small)
     assert rows[0]["direction"] == "same" and en("compare.within_noise") in rows[0]["change"]
     rows = compare_rows(lesion, lesion, en, 0.30, 0.30 + 3 * bands["probability"])
     assert rows[0]["direction"] == "up" and en("compare.within_noise") not in rows[0]["change"]
-    moved = {"lesion": {**lesion["lesion"], "tds": 4.0 + bands["tds"] * 2}}
+    moved = _with(analysis, tds=4.0 + bands["tds"] * 2)
     tds_row = next(r for r in compare_rows(lesion, moved, en, 0.3, 0.3) if "TDS" in r["name"])
     assert tds_row["direction"] == "up"
 
@@ -192,11 +226,12 @@ def test_compare_calls_changes_inside_the_test_retest_band_no_measurable_change(
     (0.01, "benign", 2.5, "result.driver.both_low"),
     (0.9, None, None, "result.driver.model_only_no_lesion"),
 ])
-def test_the_sentence_under_the_headline_says_what_drove_the_level(p, band, tds, expected):
+def test_the_sentence_under_the_headline_says_what_drove_the_level(analysis, p, band, tds, expected):
     from melascan.web.present import driver
 
-    risk = risk_assessment(p, THRESHOLDS, band, [])
-    key, values = driver(risk, {"tds": tds})
+    lesion = _with(analysis, tds=tds, tds_band=band)["lesion"]
+    risk = risk_assessment(p, THRESHOLDS, lesion["tds_band"], [])
+    key, values = driver(risk, lesion)
     assert key == expected and en(key, **values)
     assert ("TDS" in en(key, **values)) == (tds is not None)
-    assert driver(risk_assessment(p, THRESHOLDS, band, [], in_scope=False), {"tds": tds}) is None
+    assert driver(risk_assessment(p, THRESHOLDS, band, [], in_scope=False), lesion) is None

@@ -4,8 +4,8 @@
 
 picks ``per_class`` seeded-random images of each class from the manifest's test
 split (never seen in training or model selection), or the ``--pick`` paths, copies
-their original bytes as ``benign_1.jpg`` ... ``malignant_4.jpg`` and writes
-``samples.json`` with each file's label and original path.
+their original bytes as ``benign_1.jpg`` ... ``malignant_4.jpg`` and writes the
+catalogue (``melascan.data.sample_catalogue``) with each file's label and original path.
 
 The shipped samples were hand-picked (``--pick``, listed in docs/data.md) among
 seeded-random test images: whole, clearly visible lesions, one hairy image per class.
@@ -14,13 +14,13 @@ seeded-random test images: whole, clearly visible lesions, one hairy image per c
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from melascan.data.manifest import LABELS, read_manifest
+from melascan.data.sample_catalogue import write_catalogue
 from melascan.errors import DataError
 
 
@@ -64,12 +64,9 @@ def export_samples(
     samples = choose_samples(manifest_path, per_class, seed, pick=pick)
     for s in samples:
         shutil.copyfile(s.pop("_abs"), out / s["file"])
-    meta = {
-        "source": "melanoma-10k dataset, test split of the seed manifest (python -m melascan.data.samples)",
-        "selection": "hand-picked (--pick)" if pick else f"seeded random, seed {seed}",
-        "samples": samples,
-    }
-    (out / "samples.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_catalogue(out, samples,
+                    source="melanoma-10k dataset, test split of the seed manifest (python -m melascan.data.samples)",
+                    selection="hand-picked (--pick)" if pick else f"seeded random, seed {seed}")
     return samples
 
 

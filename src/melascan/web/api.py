@@ -3,18 +3,21 @@
 Same owner model as the pages: the ``melascan_owner`` cookie, issued by a successful GET
 (keep it in a cookie jar, e.g. ``curl -c jar -b jar``). POST and DELETE need the header
 ``X-Requested-With`` (``csrf.py``). Errors are ``{"error": {"code", "message"}}`` with a
-4xx status (see ``app.error_response``).
+4xx status (see ``errors.error_response``).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, request, url_for
+from flask import Blueprint, jsonify, request, url_for
 
 from melascan import __version__
 from melascan.web import db
+from melascan.web.errors import not_found
+from melascan.web.model import model_status
 from melascan.web.openapi import openapi_document
 from melascan.web.owner import current_owner
-from melascan.web.service import analysis_json, analyze_and_store, summary_json
+from melascan.web.scale import scale_from_form
+from melascan.web.service import analysis_json, analyze_and_store, lesion_from_form, summary_json
 from melascan.web.uploads import read_upload
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -23,11 +26,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 @bp.post("/v1/analyses")
 def create_analysis():
     data, filename = read_upload(request)
-    lesion = None
-    lesion_id = request.form.get("lesion_id", "").strip()
-    if lesion_id:
-        lesion = db.get_lesion(current_owner(), lesion_id) or abort(404, "no such lesion in your history")
-    row = analyze_and_store(data, filename, lesion)
+    row = analyze_and_store(data, filename, lesion_from_form(), mm_per_px=scale_from_form(request.form))
     response = jsonify(analysis_json(row))
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_analysis", analysis_id=row.id)
@@ -59,22 +58,26 @@ def delete_all():
 
 @bp.get("/v1/analyses/<analysis_id>")
 def get_analysis(analysis_id: str):
-    row = db.get_analysis(current_owner(), analysis_id) or abort(404, f"no analysis {analysis_id} in your history")
+    row = _owned(analysis_id)
     return jsonify(analysis_json(row))
 
 
 @bp.delete("/v1/analyses/<analysis_id>")
 def delete_analysis(analysis_id: str):
-    row = db.get_analysis(current_owner(), analysis_id) or abort(404, f"no analysis {analysis_id} in your history")
-    db.delete_analysis(row)
+    db.delete_analysis(_owned(analysis_id))
     return "", 204
+
+
+def _owned(analysis_id: str) -> db.Analysis:
+    row = db.get_analysis(current_owner(), analysis_id)
+    if row is None:
+        raise not_found("error.not_found.analysis", id=analysis_id)
+    return row
 
 
 @bp.get("/v1/health")
 def health():
     """Whether the model loads, and its status (``trained`` / ``untrained``)."""
-    from melascan.web.app import model_status
-
     status = model_status()
     if status["status"] == "unavailable":
         return jsonify({"ok": False, "version": __version__, "error": status["message"]}), 503

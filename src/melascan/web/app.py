@@ -18,7 +18,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, render_template, request, url_for
+from flask import Flask, Response, request, url_for
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
@@ -27,8 +27,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from melascan import __version__
 from melascan.errors import ImageError, MelascanError, ModelError
 from melascan.web import csrf, db, limits, owner, present
-from melascan.web.i18n import LANGUAGE_NAMES, LANGUAGES, catalog, current_language, js_strings, t
-from melascan.web.errors import RequestError
+from melascan.web.errors import RequestError, error_response, library_text
+from melascan.web.i18n import LANGUAGE_NAMES, LANGUAGES, current_language, js_strings, t
+from melascan.web.model import get_classifier, model_status
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +91,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     db.init_app(app)
     owner.init_app(app)
-    csrf.init_app(app)
     _register_blueprints(app)
+    csrf.init_app(app)  # after the blueprints: it exempts the API's
     limits.init_app(app)
     _register_error_handlers(app)
     _register_template_helpers(app)
     _register_headers(app)
 
     if app.config["PRELOAD_MODEL"]:
-        from melascan.web.analysis import get_classifier
-
         get_classifier(app.config["MODEL_PATH"])
     return app
 
@@ -116,43 +115,15 @@ def _register_blueprints(app: Flask) -> None:
 
 # --- errors -------------------------------------------------------------------------------
 
-
-def wants_json() -> bool:
-    """API paths and clients that ask for JSON get JSON errors; browsers get a page."""
-    if request.path.startswith("/api/"):
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
-
-
-def error_response(status: int, code: str, message: str) -> tuple[Response | str, int]:
-    """``{"error": {"code", "message"}}`` for the API, a translated page otherwise."""
-    if wants_json():
-        return jsonify({"error": {"code": code, "message": message}}), status
-    title = t(f"error.{code}.title") if f"error.{code}.title" in catalog("en") else t("error.generic.title")
-    return render_template("error.html", status=status, code=code, title=title, message=message), status
-
-
-#: Shown when the history database cannot be used (answered with 503 + Retry-After).
-STORAGE_MESSAGE = (
-    "the history database is unavailable right now (locked, read-only or out of space); "
-    "nothing was changed; please try again later"
-)
-
-#: Shown when a concurrent request changed or deleted what this one was changing (409).
-CONFLICT_MESSAGE = (
-    "another tab or device changed or deleted this entry at the same time; "
-    "nothing was changed by this request: reload the page and try again"
-)
-
+#: HTTP status -> the error code clients see (its message: translation ``error.<code>.detail``).
 _HTTP_CODES = {
-    400: ("bad_request", "the request could not be understood"),
-    404: ("not_found", "nothing here (or it belongs to another browser)"),
-    405: ("method_not_allowed", "this address does not accept that method"),
-    413: ("too_large", "the upload is too large"),
-    415: ("unsupported_media_type", "unsupported content type"),
-    429: ("rate_limited", "too many requests; try again later"),
-    500: ("internal_error", "something went wrong on our side; please try again"),
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
 }
 
 
@@ -160,37 +131,46 @@ def _too_large_message(app: Flask) -> str:
     """Which limit a 413 hit: the body size, or the form's part count / field size."""
     limit = app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is None or request.content_length > limit:
-        return f"the upload is larger than the {limit / (1024 * 1024):.0f} MB limit"
-    return (
-        f"the form has more than {request.max_form_parts} parts or a text field larger than "
-        f"{request.max_form_memory_size // 1024} KB; send one image in the field 'image'"
-    )
+        mb = limit / (1024 * 1024)
+        return t("error.too_large.detail", mb=f"{mb:.0f}" if mb >= 1 else f"{mb:.2f}")
+    return t("error.too_large.parts", parts=request.max_form_parts, kb=request.max_form_memory_size // 1024)
+
+
+def _rate_limit_message(exc: HTTPException) -> str:
+    """The 429 message with the limit in the reader's words (Flask-Limiter's ``limit.limit``,
+    e.g. 60 per 1 minute)."""
+    item = getattr(getattr(exc, "limit", None), "limit", None)
+    if item is None:
+        return t("error.rate_limited.detail_plain")
+    unit = t(f"unit.{item.GRANULARITY.name}")
+    return t("error.rate_limited.detail", amount=item.amount, multiples=item.multiples, unit=unit)
 
 
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RequestError)
     def _request_error(exc: RequestError):
-        return error_response(exc.status, exc.code, str(exc))
+        return error_response(exc.status, exc.code, exc.message())
 
+    # The library's own messages are English: English pages show them, others a translation.
     @app.errorhandler(ImageError)
     def _image_error(exc: ImageError):
-        return error_response(400, "invalid_image", str(exc))
+        return error_response(400, "invalid_image", library_text(str(exc), "error.invalid_image.detail"))
 
     @app.errorhandler(ModelError)
     def _model_error(exc: ModelError):
         log.error("analysis unavailable: %s", exc)
-        return error_response(503, "model_unavailable", str(exc))
+        return error_response(503, "model_unavailable", library_text(str(exc), "error.model_unavailable.detail"))
 
     @app.errorhandler(MelascanError)
     def _melascan_error(exc: MelascanError):
-        return error_response(400, "bad_input", str(exc))
+        return error_response(400, "bad_input", library_text(str(exc), "error.bad_input.detail"))
 
     @app.errorhandler(OperationalError)
     def _storage_error(exc: OperationalError):
         # The database refused the work (locked, read-only, disk full ...): the server's
         # fault, not the request's. The session is rolled back on teardown.
         log.error("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
-        response = app.make_response(error_response(503, "storage_unavailable", STORAGE_MESSAGE))
+        response = app.make_response(error_response(503, "storage_unavailable", t("error.storage_unavailable.detail")))
         response.headers["Retry-After"] = "30"
         return response
 
@@ -200,46 +180,30 @@ def _register_error_handlers(app: Flask) -> None:
         # Another request deleted or changed the same rows between our read and write.
         db.session().rollback()
         log.info("conflict on %s %s: %s", request.method, request.path, exc)
-        return error_response(409, "conflict", CONFLICT_MESSAGE)
+        return error_response(409, "conflict", t("error.conflict.detail"))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        code, default = _HTTP_CODES.get(exc.code or 500, ("http_error", exc.name))
-        if exc.code == 413:
-            default = _too_large_message(app)
-        if exc.code == 429:  # Flask-Limiter's description is the limit, e.g. "60 per 1 minute"
-            return error_response(429, code, f"too many analyses from your address: the limit is "
-                                             f"{exc.description}; wait a little and try again")
-        # A view's abort(404, "...") message wins over the generic one.
-        message = exc.description if exc.description != type(exc).description else default
-        response = app.make_response(error_response(exc.code or 500, code, message))
-        if exc.code == 405 and getattr(exc, "valid_methods", None):
+        status = exc.code or 500
+        code = _HTTP_CODES.get(status, "http_error")
+        if status == 413:
+            message = _too_large_message(app)
+        elif status == 429:
+            message = _rate_limit_message(exc)
+        else:
+            message = t(f"error.{code}.detail", status=status)
+        response = app.make_response(error_response(status, code, message))
+        if status == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "something went wrong on our side; please try again")
+        return error_response(500, "internal_error", t("error.internal_error.detail"))
 
 
 # --- templates ----------------------------------------------------------------------------
-
-
-def model_status() -> dict[str, Any]:
-    """``{"status": trained|untrained|unavailable, "name", "message"}`` for banners."""
-    if "model_status" in g:
-        return g.model_status
-    from flask import current_app
-
-    from melascan.web.analysis import model_card
-
-    try:
-        card = model_card(current_app.config["MODEL_PATH"])
-        g.model_status = {"status": card.get("status"), "name": card.get("name"), "message": ""}
-    except MelascanError as exc:
-        g.model_status = {"status": "unavailable", "name": None, "message": str(exc)}
-    return g.model_status
 
 
 def _register_template_helpers(app: Flask) -> None:
@@ -261,6 +225,7 @@ def _register_template_helpers(app: Flask) -> None:
         set_name=present.set_name,
         color_palette=present.COLOR_LEGEND,
         number=present.number_text,
+        diameter=present.diameter_text,
         feature_rows=lambda lesion: present.feature_rows(lesion, t),
         structure_rows=lambda lesion: present.structure_rows(lesion, t),
         compare_rows=lambda a, b: present.compare_rows(a.result, b.result, t, a.probability, b.probability),

@@ -27,7 +27,7 @@ def _config(args: argparse.Namespace) -> dict:
 
 def _open_model(model_path: str | None) -> None:
     """Open the model as a worker will (card, checksums, ONNX graph); ``ModelError`` if not."""
-    from melascan.web.analysis import get_classifier
+    from melascan.web.model import get_classifier
 
     get_classifier(model_path)
 
@@ -82,7 +82,7 @@ def run_serve(args: argparse.Namespace) -> int:
     # Fail fast, with a clear message, before gunicorn forks workers: build the app once
     # (creates the database and secret key) and check the model files, but do not open an
     # onnxruntime session here: each worker opens its own after the fork.
-    from melascan.web.analysis import check_model
+    from melascan.web.model import check_model
 
     app = create_app({**_config(args), "PRELOAD_MODEL": False})
     card = check_model(app.config["MODEL_PATH"])

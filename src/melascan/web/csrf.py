@@ -19,7 +19,8 @@ from flask import Flask, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup, escape
 
-from melascan.web.errors import RequestError
+from melascan.web.errors import RequestError, error_response, library_text
+from melascan.web.i18n import t
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API_HEADER = "X-Requested-With"
@@ -27,18 +28,18 @@ API_HEADER = "X-Requested-With"
 csrf = CSRFProtect()
 
 
-def _refuse(reason: str) -> RequestError:
-    return RequestError("csrf_failed", f"refused as a possible cross-site request: {reason}", 403)
+def _refuse(reason: str, **values: object) -> RequestError:
+    return RequestError("csrf_failed", 403, f"error.csrf_failed.{reason}", **values)
 
 
 def check_origin() -> None:
     """Step 1: refuse a request that a browser says came from another origin."""
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
-        raise _refuse(f"the request came from another site (Sec-Fetch-Site: {site})")
+        raise _refuse("other_site", site=site)
     origin = request.headers.get("Origin")
     if origin is not None and origin != f"{request.scheme}://{request.host}":
-        raise _refuse("the request came from another site (its Origin is not this server)")
+        raise _refuse("origin")
 
 
 def csrf_field() -> Markup:
@@ -57,18 +58,14 @@ def init_app(app: Flask) -> None:
             return
         check_origin()
         if request.blueprint == "api" and not request.headers.get(API_HEADER):
-            raise _refuse(f"API requests that change something need the header {API_HEADER} (any value)")
+            raise _refuse("api_header", header=API_HEADER)
 
     csrf.init_app(app)
-    from melascan.web.api import bp as api_bp
-
-    csrf.exempt(api_bp)  # step 3 instead of a session token
+    csrf.exempt(app.blueprints["api"])  # step 3 instead of a session token
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError):
-        from melascan.web.app import error_response
-
-        return error_response(403, "csrf_failed", f"refused as a possible cross-site request: "
-                                                  f"{exc.description} Reload the page and try again.")
+        reason = library_text(exc.description, "error.csrf_failed.token_reason")
+        return error_response(403, "csrf_failed", t("error.csrf_failed.token", detail=reason))
 
     app.jinja_env.globals["csrf_field"] = csrf_field

@@ -26,10 +26,7 @@ from melascan.web.errors import Conflict
 from melascan.web.names import LESION_NAME_MAX, clean_name
 
 #: Told when a lesion disappears under an upload (deleted by a concurrent request).
-LESION_GONE = (
-    "the lesion was deleted (by another tab or device) while this photo was being analysed; "
-    "nothing was saved: upload the photo again"
-)
+LESION_GONE = "error.conflict.lesion_gone"
 
 
 def new_id() -> str:

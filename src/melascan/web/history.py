@@ -6,13 +6,18 @@ another browser is a 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 
 from melascan.web import db
 from melascan.web.charts import timeline_svg
+from melascan.web.errors import RequestError
 from melascan.web.i18n import t
 from melascan.web.names import LESION_NAME_MAX, clean_name
 from melascan.web.owner import current_owner
+from melascan.web.reminder import WEEKS, reminder_date, reminder_ics
+from melascan.web.service import lesion_from_form
 
 bp = Blueprint("history", __name__, url_prefix="/history")
 
@@ -46,11 +51,11 @@ def assign_lesion(analysis_id: str):
     """
     owner = current_owner()
     row = db.get_analysis(owner, analysis_id) or abort(404)
-    lesion_id = request.form.get("lesion_id", "").strip()
+    chosen = lesion_from_form(lock=True)
     name = request.form.get("name", "").strip()
     old = row.lesion
-    if lesion_id:
-        row.lesion = db.lock_lesion(owner, lesion_id) or abort(404, "no such lesion in your history")
+    if chosen is not None:
+        row.lesion = chosen
     elif clean_name(name, LESION_NAME_MAX):
         row.lesion = db.create_lesion(owner, name)
     else:
@@ -76,7 +81,7 @@ def delete(analysis_id: str):
 @bp.post("/delete-all")
 def delete_all():
     if request.form.get("confirm") != "yes":
-        abort(400, "tick the confirmation box to delete your whole history")
+        raise RequestError("bad_request", key="error.bad_request.confirm_delete_all")
     count = db.delete_all(current_owner())
     flash(t("flash.deleted_all", count=count))
     return redirect(url_for("history.index"), code=303)
@@ -99,7 +104,24 @@ def lesion(lesion_id: str):
         chart=timeline_svg(analyses),
         left=by_id.get(left),
         right=by_id.get(right),
+        reminder_weeks=WEEKS,
     )
+
+
+@bp.get("/lesions/<lesion_id>/reminder.ics")
+def reminder(lesion_id: str):
+    """A calendar entry to photograph the lesion again in ``?weeks=`` weeks (default 12)."""
+    item = db.get_lesion(current_owner(), lesion_id) or abort(404)
+    low, high, default = WEEKS
+    text = request.args.get("weeks", "").strip() or str(default)
+    weeks = int(text) if text.isdigit() else None
+    if weeks is None or not low <= weeks <= high:
+        raise RequestError("bad_request", key="error.bad_request.weeks", low=low, high=high)
+    day = reminder_date(datetime.now(timezone.utc).date(), weeks)
+    body = reminder_ics(t("ics.summary", name=item.name), t("ics.description", name=item.name), day)
+    response = Response(body, mimetype="text/calendar")
+    response.headers["Content-Disposition"] = f'attachment; filename="melascan-recheck-{day.isoformat()}.ics"'
+    return response
 
 
 @bp.post("/lesions/<lesion_id>/rename")
@@ -107,7 +129,7 @@ def rename_lesion(lesion_id: str):
     item = db.lock_lesion(current_owner(), lesion_id) or abort(404)
     name = clean_name(request.form.get("name"), LESION_NAME_MAX)
     if not name:
-        abort(400, "a lesion needs a name (letters or digits, not only spaces or control characters)")
+        raise RequestError("bad_request", key="error.bad_request.lesion_name")
     item.name = name
     db.session().commit()
     return redirect(url_for("history.lesion", lesion_id=item.id), code=303)

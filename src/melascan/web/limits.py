@@ -39,12 +39,7 @@ def check_quota(owner: str) -> None:
     """``RequestError`` (413) if ``owner``'s history already holds the most analyses allowed."""
     limit = int(current_app.config["MAX_ANALYSES_PER_OWNER"])
     if db.count_analyses(owner) >= limit:
-        raise RequestError(
-            "quota_exceeded",
-            f"your history is full: it holds {limit} analyses, the limit per browser; "
-            "delete some in History to add new ones",
-            413,
-        )
+        raise RequestError("quota_exceeded", 413, limit=limit)
 
 
 def init_app(app: Flask) -> None:

@@ -167,6 +167,11 @@ def openapi_document() -> dict[str, Any]:
                                             + ", ".join(ALLOWED_EXTENSIONS),
                                         },
                                         "lesion_id": {"type": "string", "description": "add to this named lesion"},
+                                        "ruler_mm": {"type": "string", "description": "optional image scale: a ruler "
+                                                     "length in the photo, in mm (with ruler_px)"},
+                                        "ruler_px": {"type": "string", "description": "the same length in pixels of the file"},
+                                        "mm_per_px": {"type": "string", "description": "optional image scale instead of a "
+                                                      "ruler: millimetres per pixel of the file (0.001-1)"},
                                     },
                                 }
                             }
@@ -174,7 +179,8 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "201": _json("the analysis", "Analysis"),
-                        "400": _error("missing field, empty file, bad extension, unreadable/too large/too small image"),
+                        "400": _error("missing field, empty file, bad extension, unreadable/too large/too small image, "
+                                      "unusable scale (invalid_scale)"),
                         "404": _error("lesion_id not in this browser's history"),
                         "413": _error("request body larger than the limit (15 MB by default), too many form "
                                       "parts, or the history is full (quota_exceeded)"),

@@ -63,12 +63,7 @@ def current_owner() -> str:
     """
     token = _token()
     if g.owner_token_is_new and request.method in UNSAFE_METHODS:
-        raise RequestError(
-            "no_owner",
-            "this request carries no MelaScan cookie, so it has no history to change; "
-            "open any page first (API clients: GET /api/v1/health with a cookie jar), then send it again",
-            403,
-        )
+        raise RequestError("no_owner", 403)
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
@@ -76,12 +71,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _check_owner_cookie() -> None:
         if len(request.cookies.getlist(cookie_name())) > 1:
-            raise RequestError(
-                "two_owner_cookies",
-                "this browser sent two MelaScan cookies (another site may have planted one); "
-                "delete this site's cookies and reload",
-                400,
-            )
+            raise RequestError("two_owner_cookies", 400)
         if request.method in UNSAFE_METHODS and request.routing_exception is None:
             current_owner()  # refuse a change without a valid cookie before any work
 

@@ -21,7 +21,8 @@ from melascan.web import db
 from melascan.web.i18n import LANGUAGES
 from melascan.web.owner import current_owner
 from melascan.web.samples import get_sample, list_samples
-from melascan.web.service import analyze_and_store
+from melascan.web.scale import scale_from_form
+from melascan.web.service import analyze_and_store, lesion_from_form
 from melascan.web.uploads import read_upload
 
 bp = Blueprint("pages", __name__)
@@ -67,19 +68,11 @@ def analyze_sample(slug: str):
     return redirect(url_for("pages.result", analysis_id=row.id), code=303)
 
 
-def _lesion_from_form() -> db.Lesion | None:
-    """The lesion chosen in an upload form (``lesion_id``), owned by this browser."""
-    lesion_id = request.form.get("lesion_id", "").strip()
-    if not lesion_id:
-        return None
-    return db.get_lesion(current_owner(), lesion_id) or abort(404, "no such lesion in your history")
-
-
 @bp.post("/analyze")
 def analyze():
     """The form upload (works without JavaScript); the page script uses the API instead."""
     data, filename = read_upload(request)
-    row = analyze_and_store(data, filename, _lesion_from_form())
+    row = analyze_and_store(data, filename, lesion_from_form(), mm_per_px=scale_from_form(request.form))
     return redirect(url_for("pages.result", analysis_id=row.id), code=303)
 
 

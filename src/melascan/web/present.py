@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from melascan.lesion.colors import COLOR_PALETTE
+from melascan.web.risk import TDS_BAND_STEPS
 
 Translate = Callable[..., str]
 
@@ -43,15 +44,11 @@ def percent(probability: float | None, digits: int = 0) -> str:
 
 
 def number(value: Any) -> float | None:
-    """A feature's numeric value: numbers as they are, a list by its length, None otherwise."""
+    """A feature's numeric value: numbers as they are, a list (the colours) by its length, None otherwise."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, dict):
-        for key in ("score", "value", "count", "n"):
-            if isinstance(value.get(key), (int, float)) and not isinstance(value.get(key), bool):
-                return float(value[key])
     if isinstance(value, (list, tuple)):
         return float(len(value))
     return None
@@ -64,16 +61,8 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def color_names(lesion: dict[str, Any]) -> list[str]:
-    """The colour names the lesion analysis found (empty if it reports only a count)."""
-    for key in ("color_names", "colors_present", "colors"):
-        value = lesion.get(key)
-        if isinstance(value, (list, tuple)):
-            return [str(v) for v in value]
-        if isinstance(value, dict):
-            names = value.get("names") or value.get("present")
-            if isinstance(names, (list, tuple)):
-                return [str(v) for v in names]
-    return []
+    """The colour names the lesion analysis found (``LesionAnalysis.to_dict()["colors"]``)."""
+    return [str(v) for v in lesion.get("colors") or []]
 
 
 #: Which letter of ``lesion["tds_inputs"]`` scores each feature (the numbers the TDS used).
@@ -95,10 +84,9 @@ def feature_rows(lesion: dict[str, Any], t: Translate) -> list[dict[str, str]]:
     for key, stem in FEATURE_ROWS:
         if key == "diameter":
             mm = number(lesion.get("diameter_mm"))
-            px = number(lesion.get("diameter_px"))
-            if mm is None and px is None:
+            if mm is None and number(lesion.get("diameter_px")) is None:
                 continue
-            value = f"{mm:.1f} mm" if mm is not None else f"{px:.0f} px"
+            value = diameter_text(lesion)
             explain = t(f"{stem}.explain") if mm is not None else t(f"{stem}.explain_px")
         elif key == "tds":
             tds = number(lesion.get("tds"))
@@ -188,7 +176,7 @@ def driver(risk: dict[str, Any], lesion: dict[str, Any] | None) -> tuple[str, di
     if any(str(r).startswith("tds_") for r in risk.get("reasons", [])):
         return "result.driver.tds_raised", values
     model_suspicious = risk.get("model_level") in ("moderate", "high")
-    tds_suspicious = TDS_BAND_STEPS_SUSPICIOUS.get(band, False)
+    tds_suspicious = TDS_BAND_STEPS.get(band, 0) > 0
     if model_suspicious and tds_suspicious:
         return "result.driver.both_suspicious", values
     if model_suspicious:
@@ -198,13 +186,18 @@ def driver(risk: dict[str, Any], lesion: dict[str, Any] | None) -> tuple[str, di
     return "result.driver.both_low", values
 
 
-#: TDS bands that count as suspicious for ``driver``.
-TDS_BAND_STEPS_SUSPICIOUS = {"benign": False, "suspicious": True, "melanoma": True, "malignant": True}
-
 
 def number_text(lesion: dict[str, Any], key: str) -> str:
     """A lesion feature's score as a short number (``—`` when absent)."""
     return _fmt(feature_value(lesion or {}, key))
+
+
+def diameter_text(lesion: dict[str, Any] | None) -> str:
+    """The diameter in mm when the photo had a scale (``12.3 mm``), else in pixels (``240 px``)."""
+    mm, px = number((lesion or {}).get("diameter_mm")), number((lesion or {}).get("diameter_px"))
+    if mm is not None:
+        return f"{mm:.1f} mm"
+    return f"{px:.0f} px" if px is not None else "—"
 
 
 @lru_cache(maxsize=1)
@@ -224,7 +217,8 @@ def compare_rows(left: dict[str, Any], right: dict[str, Any], t: Translate,
     """Rows ``{"name", "left", "right", "change", "direction"}`` for two analyses (old, new).
 
     ``direction`` is ``up`` / ``down`` / ``same`` / ``na``; for every row here a rise
-    means more suspicious.
+    means more suspicious. A diameter known only in pixels is not compared: its row has
+    ``"note"``, the sentence saying why.
     """
     bands = measurement_bands()
 
@@ -248,8 +242,13 @@ def compare_rows(left: dict[str, Any], right: dict[str, Any], t: Translate,
             a, b = number(la.get(f"diameter_{unit}")), number(lb.get(f"diameter_{unit}"))
             if a is None and b is None:
                 continue
+            name = t(f"{stem}.name") + f" ({unit})"
+            if unit == "px":  # each photo has its own scale: pixels say nothing about a change
+                rows.append({"name": name, "left": _fmt(a, 1), "right": _fmt(b, 1), "change": "—",
+                             "direction": "na", "note": t("compare.diameter_px")})
+                continue
             band = bands.get("diameter_relative", 0.0) * max(abs(a or 0.0), abs(b or 0.0))
-            rows.append(row(t(f"{stem}.name") + f" ({unit})", a, b, lambda v: _fmt(v, 1), lambda d: f"{d:+.1f}", band))
+            rows.append(row(name, a, b, lambda v: _fmt(v, 1), lambda d: f"{d:+.1f}", band))
             continue
         a, b = feature_value(la, key), feature_value(lb, key)
         if a is None and b is None:

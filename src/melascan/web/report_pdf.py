@@ -149,6 +149,9 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
             pdf.set_x(pdf.l_margin + i * (w + gap))
             pdf.cell(w, 5, _t(f"image.{kind}"), align="C")
         pdf.ln(6)
+        classification = result.get("classification", {})
+        if "heatmap" in shown and classification.get("cam_mostly_outside"):
+            para(_t("image.heatmap.outside", pct=percent(classification.get("cam_inside_lesion"))), 9, "I")
 
     rows = feature_rows(result.get("lesion") or {}, _t)
     if rows:
@@ -163,6 +166,9 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
                 cells = table.row()
                 for text in (row["name"], row["value"], row["explain"]):
                     cells.cell(text)
+        scale = result.get("image", {}).get("mm_per_px")
+        para(f"{_t('result.tech.scale')}: "
+             + (_t("result.tech.scale_value", value=f"{scale:g}") if scale else _t("result.tech.scale_none")), 8, color=90)
 
     warnings = result.get("quality", {}).get("warnings", [])
     if warnings:

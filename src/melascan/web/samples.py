@@ -1,20 +1,20 @@
-"""The sample dermoscopy images shipped in ``melascan/assets/samples`` (with samples.json).
+"""The sample dermoscopy images the app offers (``melascan/assets/samples``, or ``SAMPLES_DIR``).
 
-``samples.json`` describes each image; this module reads it tolerantly: a list (or
-``{"samples": [...]}``) of objects with at least a file name (``file``, ``filename``,
-``path`` or ``name``) and a ``label`` (``benign`` | ``malignant``). Other fields
-(``source``, ``title``, ``description``, ``license`` ...) are shown if present.
+Their catalogue format belongs to ``melascan.data.sample_catalogue``; this module only turns its
+entries into what the pages need (a URL-safe slug, the label, the entry's other fields).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from flask import current_app
+
+from melascan.data.sample_catalogue import read_catalogue
+from melascan.errors import DataError
 
 _SLUG_RE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -23,7 +23,7 @@ _SLUG_RE = re.compile(r"[^A-Za-z0-9_-]+")
 class Sample:
     slug: str  # URL-safe id, from the file name
     path: Path
-    label: str  # benign | malignant | unknown
+    label: str  # benign | malignant
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -36,38 +36,16 @@ def samples_dir() -> Path:
     return Path(configured) if configured else Path(str(resources.files("melascan").joinpath("assets", "samples")))
 
 
-def _file_of(entry: dict) -> str | None:
-    for key in ("file", "filename", "path", "image", "name"):
-        if isinstance(entry.get(key), str):
-            return entry[key]
-    return None
-
-
 def list_samples() -> list[Sample]:
     """The samples whose image file exists, in the catalogue's order (empty if none)."""
-    folder = samples_dir()
-    catalogue = folder / "samples.json"
-    if not catalogue.is_file():
-        return []
     try:
-        data = json.loads(catalogue.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        current_app.logger.warning("unreadable %s", catalogue)
+        entries = read_catalogue(samples_dir())
+    except DataError as exc:
+        current_app.logger.warning("%s", exc)
         return []
-    entries = data.get("samples", data.get("images", [])) if isinstance(data, dict) else data
-    found = []
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or not _file_of(entry):
-            continue
-        path = (folder / _file_of(entry)).resolve()
-        if folder.resolve() not in path.parents or not path.is_file():
-            continue
-        label = str(entry.get("label", "unknown")).lower()
-        label = {"melanoma": "malignant", "1": "malignant", "0": "benign"}.get(label, label)
-        slug = _SLUG_RE.sub("-", path.stem).strip("-") or "sample"
-        extra = {k: v for k, v in entry.items() if isinstance(v, (str, int, float))}
-        found.append(Sample(slug, path, label, extra))
-    return found
+    return [Sample(_SLUG_RE.sub("-", e.path.stem).strip("-") or "sample", e.path, e.label,
+                   {k: v for k, v in e.fields.items() if isinstance(v, (str, int, float))})
+            for e in entries]
 
 
 def get_sample(slug: str) -> Sample | None:

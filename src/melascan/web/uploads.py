@@ -42,29 +42,21 @@ def read_upload(request: Request, field: str = FIELD) -> tuple[bytes, str]:
     (``MAX_CONTENT_LENGTH``) is enforced by Flask before this runs (413).
     """
     if request.mimetype != "multipart/form-data":
-        raise UploadError(
-            "unsupported_media_type",
-            f"send the image as multipart/form-data with a file field {field!r} "
-            f"(got {request.mimetype or 'no content type'})",
-            415,
-        )
+        raise UploadError("unsupported_media_type", 415, field=field, got=request.mimetype or "-")
     # A page may send two inputs named "image" (file picker and camera); use the one
     # that holds a file. A part without a file name is a picker left empty.
     parts = request.files.getlist(field)
     chosen = [p for p in parts if p.filename] or parts
     if not chosen:
-        raise UploadError("missing_file", f"no file in the form field {field!r}")
+        raise UploadError("missing_file", field=field)
     storage = chosen[0]
     filename = clean_filename(storage.filename)
     ext = os.path.splitext(filename)[1].lower()
     if ext and ext not in ALLOWED_EXTENSIONS:
-        raise UploadError(
-            "unsupported_extension",
-            f"{filename}: files of type {ext} are not accepted; use a JPEG, PNG, WebP, BMP, TIFF or GIF image",
-        )
+        raise UploadError("unsupported_extension", filename=filename, ext=ext)
     data = storage.read()
     if not data and not storage.filename:
-        raise UploadError("missing_file", f"no file chosen in the form field {field!r}")
+        raise UploadError("missing_file", key="error.missing_file.none_chosen", field=field)
     if not data:
-        raise UploadError("empty_file", f"{filename}: the file is empty (0 bytes)")
+        raise UploadError("empty_file", filename=filename)
     return data, filename

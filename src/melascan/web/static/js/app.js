@@ -109,6 +109,10 @@
       body.append("image", chosen, chosen.name || "photo.jpg");
       var lesion = form.querySelector("[name=lesion_id]");
       if (lesion && lesion.value) body.append("lesion_id", lesion.value);
+      ["ruler_mm", "ruler_px", "mm_per_px"].forEach(function (name) {  // the optional image scale
+        var field = form.querySelector("[name=" + name + "]");
+        if (field && field.value.trim()) body.append(name, field.value.trim());
+      });
       showError("");
       button.disabled = true;
       progress.hidden = false;
