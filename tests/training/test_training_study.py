@@ -139,11 +139,17 @@ def test_study_scores_out_of_source_sets_with_confidence_intervals(cfg_file, tin
     external.write_text("path,label\n" + "".join(f"{manifest.source_root / r.path},{r.label}\n"
                                                   for r in manifest.subset("test")))
     out = tmp_path / "study"
-    assert study("augment", cfg_file, out, "baseline", extra=("--external", f"other={external}")) == 0
+    assert study("augment", cfg_file, out, "baseline", "F1", extra=("--external", f"other={external}")) == 0
     with open(out / "results.csv", newline="") as fh:
-        (row,) = list(csv.DictReader(fh))
+        row, other = list(csv.DictReader(fh))
+    # every variant is compared with the reference row on the same images
+    assert row["test_roc_auc_vs_ref_p"] == row["test_mcnemar_vs_ref_p"] == ""
+    for col in ("test_roc_auc_vs_ref_p", "test_mcnemar_vs_ref_p", "ext_other_roc_auc_vs_ref_p"):
+        assert 0 <= float(other[col]) <= 1
     assert FOUR_DECIMALS.match(row["ext_other_roc_auc"]) and FOUR_DECIMALS.match(row["ext_other_benign_fp"])
     assert float(row["test_roc_auc_ci_low"]) <= float(row["test_roc_auc"]) <= float(row["test_roc_auc_ci_high"])
     md = (out / "results.md").read_text()
     assert "other AUC [95% CI]" in md and "--external other=" in md and "test AUC [95% CI]" in md
+    assert "AUC vs ref. p (DeLong)" in md and "reference row `baseline`" in md
+    assert (out / "results.png").stat().st_size > 0
     assert study("augment", cfg_file, out, "baseline", extra=("--external", "bad name=x.csv")) == 2

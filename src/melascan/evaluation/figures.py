@@ -172,3 +172,36 @@ def plot_reliability(
     hist.set_xlabel("predicted P(malignant)")
     hist.set_ylabel("count")
     return _save(fig, out_path)
+
+
+def _ci_errors(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Values of ``key`` and their asymmetric error bars from ``key_ci_low`` / ``key_ci_high``."""
+    value = np.array([r.get(key) if r.get(key) is not None else np.nan for r in rows], dtype=float)
+    low = np.array([r.get(f"{key}_ci_low") if r.get(f"{key}_ci_low") is not None else np.nan for r in rows], float)
+    high = np.array([r.get(f"{key}_ci_high") if r.get(f"{key}_ci_high") is not None else np.nan for r in rows], float)
+    return value, np.nan_to_num(np.vstack([value - low, high - value]), nan=0.0)
+
+
+def plot_study(rows: list[dict], out_path: str | Path, *, title: str = "") -> Path:
+    """One study grid: per variant the test F1 and ROC-AUC and each out-of-source ROC-AUC
+    (``ext_<name>_roc_auc``), all with their 95 % CIs (``<key>_ci_low`` / ``_ci_high``)."""
+    names = [r["variant"] for r in rows]
+    externals = sorted({k[4:-8] for r in rows for k in r if k.startswith("ext_") and k.endswith("_roc_auc")})
+    x = np.arange(len(rows))
+    fig = Figure(figsize=(max(6.0, 0.42 * len(rows) + 2), 6.4))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    for ax, series in ((top, [("test F1", "test_f1", "o"), ("test ROC-AUC", "test_roc_auc", "s")]),
+                       (bottom, [(f"{e} ROC-AUC (out of source)", f"ext_{e}_roc_auc", m)
+                                 for e, m in zip(externals, ("D", "^", "v", "P"))])):
+        for i, (label, key, marker) in enumerate(series):
+            value, err = _ci_errors(rows, key)
+            offset = (i - (len(series) - 1) / 2) * 0.18
+            ax.errorbar(x + offset, value, yerr=err, fmt=marker, ms=5, capsize=2, label=label)
+        ax.grid(alpha=0.3)
+        if series:
+            ax.legend(fontsize=8, loc="lower left")
+    top.set_ylabel("in distribution (seed test split)")
+    bottom.set_ylabel("other sources")
+    bottom.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+    top.set_title(title or "study", fontsize=10)
+    return _save(fig, out_path)

@@ -48,7 +48,7 @@ from melascan.serialization import json_safe
 from melascan.training.config import RunConfig, config_from_dict
 from melascan.training.models import SEED_MODELS
 from melascan.training.recipes import SEED_RECIPES
-from melascan.training.study_tables import pretrained_label, write_tables
+from melascan.training.study_tables import REFERENCE, pretrained_label, write_tables
 from melascan.training.weights import OFFLINE_MODELS
 
 log = logging.getLogger("melascan.training")
@@ -222,7 +222,7 @@ def evaluate_study_run(run_dir: str | Path, *, tta: bool = False, device: str = 
     cache = run_dir / ("study_metrics_tta.json" if tta else "study_metrics.json")
     external = {name: str(Path(path).resolve()) for name, path in (external or {}).items()}
     key = {"checkpoint": _stat_key(run.checkpoint("best")), "tta": tta, "threshold": THRESHOLD,
-           "external": external, "bootstrap": N_BOOTSTRAP}
+           "external": external, "bootstrap": N_BOOTSTRAP, "probabilities": True}
     if cache.is_file():
         cached = json.loads(cache.read_text())
         if cached.get("key") == key:
@@ -241,6 +241,8 @@ def evaluate_study_run(run_dir: str | Path, *, tta: bool = False, device: str = 
         labels = np.array([r.label_id for r in records])
         logits = predict_logits(model, cfg, paths, tta=tta)
         result[split] = score_logits(labels, logits, n_bootstrap=N_BOOTSTRAP if split == "test" else 0)
+        if split == "test":  # for the paired comparisons between variants
+            result[split].update(_per_image(labels, logits))
         log.info("  %s%s: %d images, acc %.4f F1 %.4f AUC %.4f", split, " (TTA)" if tta else "", len(labels),
                  result[split]["accuracy"], result[split]["f1"], result[split]["roc_auc"])
     if external:
@@ -252,12 +254,41 @@ def evaluate_study_run(run_dir: str | Path, *, tta: bool = False, device: str = 
             labels = np.array([1 if i.label == "malignant" else 0 for i in images])
             logits = predict_logits(model, cfg, [str(i.path) for i in images], tta=tta)
             scores = score_logits(labels, logits, n_bootstrap=N_BOOTSTRAP)
-            result["external"][name] = {**scores, "benign_fp": 1.0 - scores["specificity"], "csv": csv_path}
+            result["external"][name] = {**scores, "benign_fp": 1.0 - scores["specificity"], "csv": csv_path,
+                                        **_per_image(labels, logits)}
             log.info("  %s: %d images, AUC %.4f, benign called malignant %.3f", name, len(labels),
                      scores["roc_auc"], 1.0 - scores["specificity"])
     result["seconds"] = round(time.time() - t0, 1)
     cache.write_text(json.dumps(json_safe(result), indent=2) + "\n")
     return json.loads(cache.read_text())
+
+
+def _per_image(labels, logits) -> dict:
+    """Labels and P(melanoma) per image (6 decimals), kept for the paired comparisons."""
+    from melascan.evaluation import calibration as C
+
+    return {"labels": [int(v) for v in labels],
+            "probabilities": [round(float(p), 6) for p in C.probability(logits, 1.0)]}
+
+
+def paired_columns(scores: dict, reference: dict) -> dict:
+    """DeLong p of the ROC-AUC difference on test and on each external set, and McNemar's p
+    of the decisions at ``THRESHOLD`` on test, against the reference variant's scores."""
+    from melascan.evaluation.paired import delong_test, mcnemar_test
+
+    out = {}
+    sets = [("test", scores["test"], reference["test"])] + [
+        (f"ext_{name}", s, reference.get("external", {}).get(name))
+        for name, s in (scores.get("external") or {}).items()]
+    for prefix, mine, theirs in sets:
+        if not theirs or "probabilities" not in mine or "probabilities" not in theirs \
+                or mine["labels"] != theirs["labels"]:
+            continue
+        y, a, b = np.asarray(mine["labels"]), np.asarray(mine["probabilities"]), np.asarray(theirs["probabilities"])
+        out[f"{prefix}_roc_auc_vs_ref_p"] = delong_test(y, a, b)["p_value"]
+        if prefix == "test":
+            out["test_mcnemar_vs_ref_p"] = mcnemar_test(y, a >= THRESHOLD, b >= THRESHOLD)["p_value"]
+    return out
 
 
 # ---- the loop ------------------------------------------------------------------
@@ -320,8 +351,9 @@ def run_study(base: RunConfig, grid: str, out_dir: str | Path, only: list[str] |
 
 def _collect_rows(grid: str, out_dir: Path, configs: dict[str, RunConfig], wanted: set[str],
                   external: dict[str, Path] | None = None) -> list[dict]:
-    """Score every variant whose run is finished (wanted ones, and others with the same settings)."""
-    rows = []
+    """Score every variant whose run is finished (wanted ones, and others with the same settings),
+    each compared with the grid's ``REFERENCE`` variant when that one is finished too."""
+    rows, scored = [], {}
     for name, cfg in configs.items():
         variant = STUDY_GRIDS[grid][name]
         run_dir = out_dir / (variant.run_of or name)
@@ -334,6 +366,12 @@ def _collect_rows(grid: str, out_dir: Path, configs: dict[str, RunConfig], wante
             continue
         scores = evaluate_study_run(run_dir, tta=variant.tta, device=cfg.device, external=external)
         rows.append(result_row(grid, name, cfg, summary, scores, run_dir))
+        scored[name] = scores
+    reference = scored.get(REFERENCE[grid])
+    if reference is not None:
+        for row in rows:
+            if row["variant"] != REFERENCE[grid]:
+                row.update(paired_columns(scored[row["variant"]], reference))
     return rows
 
 

@@ -24,9 +24,14 @@ RESULT_COLUMNS = (
     "best_epoch", "stopped_epoch", "early_stopped",
     "test_n", "test_n_malignant", "test_accuracy", "test_recall", "test_specificity", "test_precision",
     "test_f1", "test_roc_auc", "test_f1_ci_low", "test_f1_ci_high", "test_roc_auc_ci_low", "test_roc_auc_ci_high",
+    "test_roc_auc_vs_ref_p", "test_mcnemar_vs_ref_p",
     "val_n", "val_n_malignant", "val_accuracy", "val_recall", "val_specificity", "val_precision",
     "val_f1", "val_roc_auc", "val_loss", "train_seconds", "run_dir",
 )
+
+#: The row every other variant of a grid is compared with (paired, on the same images).
+REFERENCE = {"augment": "baseline", "strategies": "baseline", "models": "efficientnet_lite0"}
+
 
 def pretrained_label(cfg: RunConfig) -> str:
     """How the run's weights were initialised, in words."""
@@ -62,6 +67,13 @@ def write_results_csv(path: Path, rows: list[dict]) -> None:
             writer.writerow([_csv_value(k, row.get(k)) for k in columns])
 
 
+def fmt_p(value) -> str:
+    """A p-value: 3 decimals, ``<0.001`` below that, ``""`` when missing."""
+    if value is None:
+        return ""
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
 # Markdown columns: (header, row key, formatter)
 _EPOCH_COLS = [("best ep.", "best_epoch", str), ("stopped ep.", "stopped_epoch", str),
                ("early stop", "early_stopped", fmt)]
@@ -71,6 +83,8 @@ _VAL_COLS = [(f"val {h}", f"val_{k}", fmt) for h, k in
              (("acc", "accuracy"), ("recall", "recall"), ("precision", "precision"), ("F1", "f1"), ("AUC", "roc_auc"))]
 _TIME_COLS = [("train min", "train_seconds", lambda s: "" if s is None else f"{s / 60:.1f}")]
 _CI_COLS = [("test F1 [95% CI]", "test_f1", None), ("test AUC [95% CI]", "test_roc_auc", None)]
+_P_COLS = [("AUC vs ref. p (DeLong)", "test_roc_auc_vs_ref_p", lambda v: fmt_p(v)),
+           ("decisions vs ref. p (McNemar)", "test_mcnemar_vs_ref_p", lambda v: fmt_p(v))]
 _GRID_COLS = {
     "augment": [("variant", "variant", str), ("recipe", "recipe", str)],
     "models": [("model", "model", str), ("weights", "pretrained", str),
@@ -100,8 +114,10 @@ def results_markdown(grid: str, rows: list[dict], base: RunConfig, command: str 
     """results.md: where and how it was measured, then the table(s)."""
     externals = sorted({k[4:-8] for r in rows for k in r if k.startswith("ext_") and k.endswith("_roc_auc")})
     ext_cols = [col for name in externals for col in (
-        (f"{name} AUC [95% CI]", f"ext_{name}", None), (f"{name} benign FP", f"ext_{name}_benign_fp", fmt))]
-    columns = _GRID_COLS[grid] + _TEST_COLS + _CI_COLS + ext_cols + _VAL_COLS + _EPOCH_COLS + _TIME_COLS
+        (f"{name} AUC [95% CI]", f"ext_{name}", None), (f"{name} benign FP", f"ext_{name}_benign_fp", fmt),
+        (f"{name} AUC vs ref. p", f"ext_{name}_roc_auc_vs_ref_p", lambda v: fmt_p(v)))]
+    columns = (_GRID_COLS[grid] + _TEST_COLS + _CI_COLS + _P_COLS + ext_cols + _VAL_COLS + _EPOCH_COLS
+               + _TIME_COLS)
     machines = sorted({r["machine"] for r in rows if r.get("machine")})
     test_ns = sorted({(r["test_n"], r["test_n_malignant"]) for r in rows})
     val_ns = sorted({(r["val_n"], r["val_n_malignant"]) for r in rows})
@@ -123,6 +139,9 @@ def results_markdown(grid: str, rows: list[dict], base: RunConfig, command: str 
         + ", ".join(f"{n} images, {m} malignant" for n, m in test_ns) + ") and on val ("
         + ", ".join(f"{n} images, {m} malignant" for n, m in val_ns) + ") with the best checkpoint "
         "(lowest val loss); malignant when softmax P(melanoma) >= 0.5 (no calibration); recall = sensitivity.",
+        f"- Paired p-values against the reference row `{REFERENCE[grid]}` on the same images: DeLong's test "
+        "of the ROC-AUC difference, McNemar's exact test of the decisions at 0.5; not corrected for the "
+        "number of rows compared, so read them next to the seed-to-seed spread.",
         f"- Reproduce: `{command}`" if command else "- Reproduce: `melascan study " + grid + "` with the settings above",
         f"- Written {time.strftime('%Y-%m-%d %H:%M')}; all columns, specificity and the confusion counts "
         "are in results.csv and `<variant>/study_metrics.json`.",
@@ -140,9 +159,12 @@ def results_markdown(grid: str, rows: list[dict], base: RunConfig, command: str 
 
 def write_tables(out_dir: Path, grid: str, rows: list[dict], base: RunConfig, command: str | None,
                  grid_variants: list[str] | None = None) -> None:
-    """``results.csv`` and ``results.md`` of the finished ``rows``; ``grid_variants``: the
+    """``results.csv``, ``results.md`` and ``results.png`` of the finished ``rows``; ``grid_variants``: the
     grid's variant order (a table showing fewer variants names them in its command)."""
     write_results_csv(out_dir / "results.csv", rows)
+    from melascan.evaluation.figures import plot_study
+
+    plot_study(rows, out_dir / "results.png", title=f"Study {grid}: {GRID_TITLES[grid]} (95 % CIs)")
     (out_dir / "results.md").write_text(results_markdown(grid, rows, base, command, grid_variants),
                                         encoding="utf-8")
 
