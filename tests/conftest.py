@@ -1,12 +1,13 @@
 """Fixtures shared by every test folder: a synthetic data set, one tiny trained run, and a
 real, throwaway PostgreSQL server.
 
-``make_dataset(root, counts)`` writes small JPEGs (bright = malignant, dark = benign, a
-coloured blob and noise make every image different: a task a tiny model learns in one
-epoch) under ``root/images/<split>/<label>/`` and ``root/split/manifest.csv`` as
-``melascan prepare`` would. ``tiny_manifest`` is one such data set; ``trained_run`` is
-one real run on it (timm's ``resnet10t``, 64 px, Shades of Gray, two epochs on
-CPU) evaluated on its test split, for every test that needs a trained model.
+``write_prepared(source_root, out_dir, images)`` writes given images and their manifest as
+``melascan prepare`` would. ``make_dataset(root, counts)`` uses it for small JPEGs (bright =
+malignant, dark = benign, a coloured blob and noise make every image different: a task a tiny
+model learns in one epoch) under ``root/images/<split>/<label>/`` and ``root/split/``.
+``tiny_manifest`` is one such data set; ``trained_run`` is one real run on it (timm's
+``resnet10t``, 64 px, Shades of Gray, two epochs on CPU) evaluated on its test split, for every
+test that needs a trained model.
 
 ``postgres`` starts a private cluster (Debian's ``postgresql`` package, which
 ``make test`` installs) on 127.0.0.1 and a free port for the test session and stops
@@ -49,23 +50,39 @@ def synthetic_lesion(rng: np.random.Generator, malignant: bool, size: int = 48) 
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def write_dataset(root: Path, counts: dict[str, tuple[int, int]], seed: int = 0, size: int = 48) -> Path:
-    """Images under ``root/images/<split>/<label>/NNN.jpg`` and ``root/split/manifest.csv``
-    (+ ``summary.json``); ``counts[split] = (n_benign, n_malignant)``. Returns the manifest."""
-    rng = np.random.default_rng(seed)
+def write_prepared(source_root: Path, out_dir: Path, images) -> Path:
+    """A prepared folder as ``melascan prepare`` writes it: each ``(rel, label, split, image,
+    source)`` saved under ``source_root / rel`` (format from the suffix; ``image`` an RGB
+    array or a PIL image), and ``out_dir/manifest.csv`` + ``summary.json``. Returns the manifest."""
     records = []
-    for split, (n_benign, n_malignant) in counts.items():
-        for label, n in (("benign", n_benign), ("malignant", n_malignant)):
-            (root / "images" / split / label).mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                rel = f"images/{split}/{label}/{i:03d}.jpg"
-                Image.fromarray(synthetic_lesion(rng, label == "malignant", size)).save(root / rel, quality=95)
-                records.append(Record(rel, label, split, hashlib.md5((root / rel).read_bytes()).hexdigest(), size, size))
-    out = root / "split"
-    out.mkdir(parents=True, exist_ok=True)
-    write_manifest(out / "manifest.csv", records)
-    (out / "summary.json").write_text(json.dumps({"source_root": str(root)}))
-    return out / "manifest.csv"
+    for rel, label, split, image, source in images:
+        path = source_root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+        pil.save(path, **({"quality": 95} if path.suffix == ".jpg" else {}))
+        md5 = hashlib.md5(path.read_bytes()).hexdigest()
+        records.append(Record(rel, label, split, md5, pil.width, pil.height, source))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(out_dir / "manifest.csv", records)
+    (out_dir / "summary.json").write_text(json.dumps({"source_root": str(source_root)}))
+    return out_dir / "manifest.csv"
+
+
+def write_dataset(root: Path, counts: dict[str, tuple[int, int]], seed: int = 0, size: int = 48) -> Path:
+    """``synthetic_lesion`` images under ``root/images/<split>/<label>/NNN.jpg`` and
+    ``root/split/manifest.csv``; ``counts[split] = (n_benign, n_malignant)``."""
+    rng = np.random.default_rng(seed)
+    images = [(f"images/{split}/{label}/{i:03d}.jpg", label, split,
+               synthetic_lesion(rng, label == "malignant", size), "")
+              for split, (n_benign, n_malignant) in counts.items()
+              for label, n in (("benign", n_benign), ("malignant", n_malignant)) for i in range(n)]
+    return write_prepared(root, root / "split", images)
+
+
+@pytest.fixture(scope="session", name="write_prepared")
+def write_prepared_fixture():
+    """``write_prepared`` (see its docstring)."""
+    return write_prepared
 
 
 @pytest.fixture(scope="session")

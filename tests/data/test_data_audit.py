@@ -9,25 +9,20 @@ from PIL import Image
 
 from melascan.cli import main
 from melascan.data.audit import frame_fractions, jpeg_quality
-from melascan.data.manifest import Record, write_manifest
 
 
-def _manifest(root, n=40):
+def _manifest(write_prepared, root, n=40):
+    """Half the images from source "a", half from "b"; malignant ones carry a dark vignette."""
     rng = np.random.default_rng(0)
-    records = []
+    images = []
     for i in range(n):
         label = "malignant" if i % 2 else "benign"
-        source = "a" if i < n // 2 else "b"
         rgb = rng.integers(90, 220, (48, 48, 3), dtype=np.uint8)
         if label == "malignant":  # the shortcut: a dark vignette
             yy, xx = np.mgrid[:48, :48]
             rgb[(yy - 23.5) ** 2 + (xx - 23.5) ** 2 > 22**2] = 5
-        rel = f"img_{i:03d}.jpg"
-        Image.fromarray(rgb).save(root / rel, quality=90)
-        records.append(Record(rel, label, "train", f"{i:032x}", 48, 48, source))
-    write_manifest(root / "manifest.csv", records)
-    (root / "summary.json").write_text(json.dumps({"source_root": str(root)}))
-    return root / "manifest.csv"
+        images.append((f"img_{i:03d}.jpg", label, "train", rgb, "a" if i < n // 2 else "b"))
+    return write_prepared(root, root, images)
 
 
 def test_cue_functions():
@@ -38,8 +33,8 @@ def test_cue_functions():
     assert 0.2 < ring < 0.6 and abs(corners - 0.4) < 1e-9  # 12 of 15 columns in the two left corners
 
 
-def test_audit_reports_the_planted_frame_shortcut(tmp_path):
-    manifest = _manifest(tmp_path)
+def test_audit_reports_the_planted_frame_shortcut(write_prepared, tmp_path):
+    manifest = _manifest(write_prepared, tmp_path)
     with Image.open(tmp_path / "img_000.jpg") as im:
         assert 85 <= jpeg_quality(im) <= 95
     out = tmp_path / "audit"

@@ -11,7 +11,6 @@ from PIL import Image
 
 from melascan.cli import main
 from melascan.data.eda import EdaConfig, PixelStats, has_dark_corners, run_eda_report
-from melascan.data.manifest import Record, write_manifest
 from melascan.errors import DataError
 
 # (split, label, colour, (width, height)) -- PNG keeps the colours exact
@@ -26,19 +25,14 @@ IMAGES = [
 ]
 
 
-def make_manifest(root: Path, images=IMAGES) -> Path:
-    """Constant-colour PNGs + manifest.csv + summary.json (as `prepare` would write)."""
-    records = []
-    for i, (split, label, colour, (w, h)) in enumerate(images):
-        rel = f"{label}/img_{i}.png"
-        (root / label).mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (w, h), colour).save(root / rel)
-        records.append(Record(rel, label, split, f"{i:032x}", w, h))
-    out = root.parent / "prepared"
-    out.mkdir()
-    write_manifest(out / "manifest.csv", records)
-    (out / "summary.json").write_text(json.dumps({"source_root": str(root)}))
-    return out / "manifest.csv"
+@pytest.fixture
+def make_manifest(write_prepared):
+    """Constant-colour PNGs (exact colours) + manifest.csv + summary.json, as `prepare` writes them."""
+    def make(root: Path, images=IMAGES) -> Path:
+        return write_prepared(root, root.parent / "prepared", [
+            (f"{label}/img_{i}.png", label, split, Image.new("RGB", size, colour), "")
+            for i, (split, label, colour, size) in enumerate(images)])
+    return make
 
 
 def expected_train_stats():
@@ -48,7 +42,7 @@ def expected_train_stats():
     return pixels.mean(axis=0), pixels.std(axis=0)
 
 
-def test_eda_mean_std_are_exact_on_constant_colours(tmp_path):
+def test_eda_mean_std_are_exact_on_constant_colours(make_manifest, tmp_path):
     manifest = make_manifest(tmp_path / "images")
     out = tmp_path / "eda"
     stats = run_eda_report(EdaConfig(manifest=manifest, out=out, workers=1, progress=False))
@@ -68,7 +62,7 @@ def test_eda_mean_std_are_exact_on_constant_colours(tmp_path):
     assert hist["malignant"]["r"][100] == 32 * 48 and sum(hist["benign"]["g"]) == 64 * 64 + 40 * 32
 
 
-def test_eda_writes_figures_and_an_index_page(tmp_path):
+def test_eda_writes_figures_and_an_index_page(make_manifest, tmp_path):
     manifest = make_manifest(tmp_path / "images")
     out = tmp_path / "eda"
     stats = run_eda_report(EdaConfig(manifest=manifest, out=out, workers=2, progress=False, grid_side=2))
@@ -100,7 +94,7 @@ def test_has_dark_corners_detects_a_round_vignette():
     assert not has_dark_corners(np.full((100, 100, 3), 180, np.uint8))
 
 
-def test_eda_reports_missing_images_and_empty_train(tmp_path):
+def test_eda_reports_missing_images_and_empty_train(make_manifest, tmp_path):
     manifest = make_manifest(tmp_path / "images")
     (tmp_path / "images/benign/img_0.png").unlink()
     with pytest.raises(DataError, match="missing.*img_0.png"):
@@ -116,7 +110,7 @@ def test_cli_eda_missing_manifest_exits_2(tmp_path, capsys):
     assert "manifest not found" in err and "Traceback" not in err
 
 
-def test_cli_eda_runs(tmp_path):
+def test_cli_eda_runs(make_manifest, tmp_path):
     manifest = make_manifest(tmp_path / "images")
     assert main(["eda", str(manifest), "--out", str(tmp_path / "eda"), "--no-progress", "--workers", "1"]) == 0
     assert "rgb_std" in json.loads((tmp_path / "eda/eda.json").read_text())

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 

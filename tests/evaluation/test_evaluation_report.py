@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from melascan.data import dedup
-from melascan.data.manifest import Record, read_manifest, seeded_subset, write_manifest
+from melascan.data.manifest import read_manifest, seeded_subset
 from melascan.errors import DataError
 from melascan.evaluation import evaluate as E
 from melascan.evaluation import targets as T
@@ -167,23 +167,18 @@ def test_folder_target_any_nesting(tmp_path):
         T.folder_target(tmp_path / "missing")
 
 
-def make_manifest(tmp_path, splits: dict[str, str]):
+def make_manifest(write_prepared, tmp_path, splits: dict[str, str]):
     """A prepared-style manifest (with summary.json) whose images are blob images."""
     src = tmp_path / "src"
-    records, pixels = [], {}
-    for i, (rel, split) in enumerate(splits.items()):
-        pixels[rel] = blob_image(10 + i, 160)
-        path = save(pixels[rel], src / rel)
-        label = "malignant" if "/malignant/" in rel else "benign"
-        records.append(Record(rel, label, split, dedup.md5_file(path), 160, 160))
-    (tmp_path / "data").mkdir()
-    write_manifest(tmp_path / "data" / "manifest.csv", records)
-    (tmp_path / "data" / "summary.json").write_text(json.dumps({"source_root": str(src)}))
-    return read_manifest(tmp_path / "data" / "manifest.csv"), src, pixels
+    pixels = {rel: blob_image(10 + i, 160) for i, rel in enumerate(splits)}
+    path = write_prepared(src, tmp_path / "data", [
+        (rel, "malignant" if "/malignant/" in rel else "benign", split, pixels[rel], "")
+        for rel, split in splits.items()])
+    return read_manifest(path), src, pixels
 
 
-def test_leakage_guard_finds_exact_and_near_copies(tmp_path):
-    manifest, src, pixels = make_manifest(tmp_path, {
+def test_leakage_guard_finds_exact_and_near_copies(write_prepared, tmp_path):
+    manifest, src, pixels = make_manifest(write_prepared, tmp_path, {
         "x/benign/t0.png": "train", "x/benign/t1.png": "train", "x/malignant/t2.png": "train",
         "x/benign/v0.png": "val", "x/malignant/s0.png": "test",
     })
@@ -209,8 +204,8 @@ def test_leakage_guard_finds_exact_and_near_copies(tmp_path):
     )
 
 
-def test_split_target_and_hashes(tmp_path):
-    manifest, src, _ = make_manifest(tmp_path, {
+def test_split_target_and_hashes(write_prepared, tmp_path):
+    manifest, src, _ = make_manifest(write_prepared, tmp_path, {
         "x/benign/t0.png": "train", "x/malignant/t1.png": "train", "x/benign/s0.png": "test",
         "x/malignant/s1.png": "test", "x/benign/s2.png": "test",
     })
