@@ -3,25 +3,7 @@
     .venv/bin/python benchmarks/hostile_corpus.py OUT_DIR          # writes OUT_DIR/cases.json + files
     .venv/bin/python benchmarks/hostile_corpus.py --list            # the cases and what must happen
 
-Every ``Case`` says what must happen to it:
-
-* ``api_status`` / ``api_code``: the answer of ``POST /api/v1/analyses`` (201 for an
-  analysed image; 400/413/415 with ``{"error": {"code": api_code, ...}}`` otherwise);
-* ``cli``: ``"accept"`` (``melascan predict FILE`` / ``melascan analyze FILE`` exit 0) or
-  ``"reject"`` (exit 2, ``error: <file>: <reason>`` on stderr, no traceback), or ``None``
-  when the case is about the HTTP request, not the file (wrong content type ...);
-  ``analyze`` overrides it for ``melascan analyze`` (the lesion analysis refuses images
-  more elongated than 10:1, which the classifier alone can score);
-* ``message``: words the error message must contain (a *clear* message), lower case.
-
-Valid but unusual images (16-bit, CMYK, palette, alpha, animations, EXIF rotation,
-polyglots that are valid images ...) must be **analysed**, not refused. The files are
-built from one committed sample image (``src/melascan/assets/samples/benign_1.jpg``) so
-that accepted cases are real dermoscopy pictures.
-
-``OUT_DIR/cases.json`` lists, per case: ``name``, ``file`` (on disk, a safe name),
-``upload_name`` (the file name sent to the API: may hold unicode, ``../`` or markup),
-``request``, the expectations and a ``note``.
+The cases and what must happen to each: ``melascan.web.hostile_corpus``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,12 +11,7 @@ import pytest
 import requests
 
 from melascan.cli import main
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from melascan.web.serverproc import free_port, stop_server
 
 
 def test_serve_help(capsys):
@@ -56,9 +49,4 @@ def test_serve_starts_and_answers(tmp_path, mode):
         assert (tmp_path / "inst" / "melascan.db").is_file() and (tmp_path / "inst" / "secret_key").is_file()
         assert not (home / ".gunicorn" / "gunicorn.ctl").exists(), "gunicorn opened a shared control socket"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_server(proc)
