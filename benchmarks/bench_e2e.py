@@ -116,7 +116,7 @@ class MelaScanStack:
     def run(self, data: bytes, clock: list[float]) -> dict[str, float]:
         from melascan.imageio import load_rgb
         from melascan.inference.cam import cam_to_image, class_activation_map
-        from melascan.web.cam import heatmap_overlay
+        from melascan.inference.cam import heatmap_overlay
 
         t: dict[str, float] = {}
         start = time.perf_counter()
@@ -170,7 +170,7 @@ class SeedStack:
     def run(self, data: bytes, clock: list[float]) -> dict[str, float]:
         import cv2
 
-        from melascan.web.cam import heatmap_overlay
+        from melascan.inference.cam import heatmap_overlay
 
         torch = self.torch
         t: dict[str, float] = {}

@@ -13,7 +13,8 @@ import pytest
 from icalendar import Calendar
 from PIL import Image
 
-from melascan.web.cam import cam_inside_fraction, mostly_outside
+from melascan.inference.cam import cam_inside_fraction
+from melascan.web.cam import mostly_outside
 from melascan.web.i18n import translate
 from melascan.web.present import percent
 

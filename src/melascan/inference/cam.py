@@ -2,7 +2,9 @@
 
 With global average pooling followed by a linear layer, the malignant-minus-benign
 logit difference is the spatial mean of ``sum_c (w1[c] - w0[c]) * F[c, y, x]``: that map
-shows where the evidence for melanoma lies. Pure functions, arrays in and out.
+shows where the evidence for melanoma lies; ``heatmap_overlay`` draws it on the image and
+``cam_inside_fraction`` says how much of it lies inside a lesion mask. Pure functions,
+arrays in and out.
 """
 
 from __future__ import annotations
@@ -41,3 +43,35 @@ def cam_to_image(cam: np.ndarray, height_px: int, width_px: int) -> np.ndarray:
     out = np.zeros((height_px, width_px), np.float32)
     out[top : top + side, left : left + side] = np.clip(square, 0.0, 1.0)
     return out
+
+
+def heatmap_overlay(rgb: np.ndarray, cam: np.ndarray, max_alpha: float = 0.6) -> np.ndarray:
+    """Blend a [0, 1] CAM (any size) onto ``rgb`` with the JET colour map.
+
+    The opacity follows the map (``max_alpha * cam``): where the model found no
+    evidence the picture shows through unchanged, so the hot spots stand out.
+    """
+    h, w = rgb.shape[:2]
+    cam = np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float32)), 0.0, 1.0)
+    if cam.shape != (h, w):
+        cam = cv2.resize(cam, (w, h), interpolation=cv2.INTER_LINEAR)
+    colored = cv2.applyColorMap(np.uint8(cam * 255), cv2.COLORMAP_JET)
+    colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB).astype(np.float32)
+    alpha = (max_alpha * cam)[:, :, None]
+    return np.clip(rgb.astype(np.float32) * (1 - alpha) + colored * alpha, 0, 255).astype(np.uint8)
+
+
+def cam_inside_fraction(cam: np.ndarray, mask: np.ndarray) -> float | None:
+    """Share of the CAM's mass (sum of its values) that lies inside the boolean lesion ``mask``.
+
+    The CAM is resized to the mask's size if needed. ``None`` when there is nothing to compare:
+    an empty mask (no lesion found) or a map with no heat at all.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    cam = np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float32)), 0.0, None)
+    if cam.shape != mask.shape:
+        cam = cv2.resize(cam, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
+    total = float(cam.sum())
+    if not mask.any() or total <= 0:
+        return None
+    return float(cam[mask].sum()) / total

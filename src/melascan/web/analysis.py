@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from melascan.errors import ImageError
+from melascan.inference.cam import cam_inside_fraction, heatmap_overlay
 from melascan.lesion import analyze_lesion, make_overlays
 from melascan.serialization import json_safe
-from melascan.web.cam import cam_inside_fraction, heatmap_overlay, mostly_outside
+from melascan.web.cam import mostly_outside
 from melascan.web.exposure import exposure_warnings
 from melascan.web.images import decode_upload, encode, shrink, source_header
 from melascan.web.model import get_classifier
