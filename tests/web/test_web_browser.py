@@ -350,3 +350,41 @@ def test_tab_never_lands_on_an_invisible_control(page):
             assert focused["outline"] != "none"
         else:
             assert focused["visible"] or focused["id"] == "", focused
+
+
+HANGUL_VS_TOFU_JS = """() => {
+  const span = (text, family) => { const s = document.createElement('span');
+    s.textContent = text; s.style.font = '32px ' + family; s.style.whiteSpace = 'nowrap';
+    document.body.appendChild(s); const w = s.getBoundingClientRect().width; s.remove(); return w; };
+  const family = '"MelaScan Hangul"';
+  return [span('가나다라마바사', family), span('\\u0378\\u0378\\u0378\\u0378\\u0378\\u0378\\u0378', family)];
+}"""
+
+
+def test_what_a_person_is_told_in_a_real_browser(page, lesion_jpeg, make_lesion):
+    """Out of scope leads with 'retake' and shows no percentage; a sample shows its known diagnosis;
+    comparing two different spots warns; Korean renders real Hangul glyphs, not missing-glyph boxes."""
+    import io
+
+    from PIL import Image
+
+    from melascan.evaluation.nonskin import printed_text
+
+    text = io.BytesIO()
+    Image.fromarray(printed_text()).save(text, "JPEG", quality=92)
+    out = analyse_upload(page, text.getvalue(), "page.jpg")
+    headline = page.inner_text("#headline")
+    assert "retake" in headline.lower() and "%" not in page.inner_text("main")
+    page.goto("/samples")
+    page.locator(".sample .button").first.click()
+    page.wait_for_url(re.compile(r"/results/[\w-]+$"))
+    assert "known diagnosis" in page.inner_text("#sample-truth").lower()
+    first = analyse_upload(page, lesion_jpeg, "arm.jpg")
+    track_later_photo(page, first, "Left arm", make_lesion(seed=11))
+    other = analyse_upload(page, make_lesion(seed=6), "back.jpg")
+    page.goto(f"/history/compare?a={first}&b={other}")
+    assert page.locator("#different-lesions").is_visible()
+    page.goto(f"/lang/ko?next=/results/{out}")
+    page.evaluate("document.fonts.ready")
+    hangul, tofu = page.evaluate(HANGUL_VS_TOFU_JS)
+    assert abs(hangul - tofu) > 5, (hangul, tofu)  # seven glyphs are not seven missing-glyph boxes
