@@ -92,3 +92,30 @@ def test_load_calibration_errors(tmp_path):
     (tmp_path / "calibration.json").write_text('{"temperature": 1.0}')
     with pytest.raises(DataError, match="not a valid calibration"):
         C.load_calibration(tmp_path / "calibration.json")
+
+
+def test_source_balanced_thresholds_give_each_source_the_same_weight():
+    rng = np.random.default_rng(3)
+    # a large easy source and a small source whose benign images score high
+    y_a, y_b = np.repeat([0, 1], [900, 300]), np.repeat([0, 1], [60, 20])
+    p_a = np.clip(rng.normal(0.2 + 0.6 * y_a, 0.1), 0, 1)
+    p_b = np.clip(rng.normal(0.55 + 0.3 * y_b, 0.08), 0, 1)
+    y, p, groups = np.concatenate([y_a, y_b]), np.concatenate([p_a, p_b]), np.repeat(["a", "b"], [1200, 80])
+
+    def mean_j(t):
+        out = []
+        for g in ("a", "b"):
+            yy, pp = y[groups == g], p[groups == g]
+            out.append(np.mean(pp[yy == 1] >= t) - np.mean(pp[yy == 0] >= t))
+        return np.mean(out)
+
+    balanced = C.balanced_threshold(y, p, groups)
+    assert mean_j(balanced) == pytest.approx(max(mean_j(t) for t in np.unique(p)))
+    assert mean_j(balanced) >= mean_j(C.balanced_threshold(y, p))  # the pooled one serves source a
+    # one group: the same as the pooled rule
+    assert C.balanced_threshold(y_a, p_a, np.zeros(y_a.size)) == pytest.approx(C.balanced_threshold(y_a, p_a))
+    screening = C.screening_threshold(y, p, 0.95, groups)
+    for g in ("a", "b"):
+        yy, pp = y[groups == g], p[groups == g]
+        assert np.mean(pp[yy == 1] >= screening) >= 0.95
+    assert screening == min(C.screening_threshold(y[groups == g], p[groups == g], 0.95) for g in ("a", "b"))

@@ -90,24 +90,50 @@ def before_after(y_true, logits, temperature: float) -> dict:
     }
 
 
-def balanced_threshold(y_true, prob) -> float:
-    """The threshold maximising Youden's J on these data (highest threshold on ties)."""
+def balanced_threshold(y_true, prob, groups=None) -> float:
+    """The threshold maximising Youden's J on these data (highest threshold on ties).
+
+    With ``groups`` (e.g. each image's source), the threshold maximising the mean of the
+    groups' Youden's J, so that each group counts the same whatever its size (groups with one
+    class only are left out)."""
     y, p = M.check_inputs(y_true, prob)
     if not M.has_both_classes(y):
         raise ValueError("the balanced threshold needs both classes")
-    fpr, tpr, thr = M.roc_points(y, p)
-    j = tpr - fpr
-    j[thr > 1] = -np.inf  # never "call nothing malignant"
-    return float(thr[int(np.argmax(j))])
+    if groups is None:
+        fpr, tpr, thr = M.roc_points(y, p)
+        j = tpr - fpr
+        j[thr > 1] = -np.inf  # never "call nothing malignant"
+        return float(thr[int(np.argmax(j))])
+    groups = np.asarray(groups)
+    candidates = np.unique(p)
+    j = np.zeros(candidates.size)
+    used = 0
+    for g in np.unique(groups):
+        yg, pg = y[groups == g], p[groups == g]
+        if not M.has_both_classes(yg):
+            continue
+        pos, neg = np.sort(pg[yg == 1]), np.sort(pg[yg == 0])
+        tpr = 1 - np.searchsorted(pos, candidates, side="left") / pos.size  # share >= candidate
+        fpr = 1 - np.searchsorted(neg, candidates, side="left") / neg.size
+        j += tpr - fpr
+        used += 1
+    if not used:
+        raise ValueError("no group has both classes")
+    return float(candidates[np.flatnonzero(j == j.max())[-1]])
 
 
-def screening_threshold(y_true, prob, min_sensitivity: float = SCREENING_SENSITIVITY) -> float:
+def screening_threshold(y_true, prob, min_sensitivity: float = SCREENING_SENSITIVITY, groups=None) -> float:
     """The highest threshold that keeps sensitivity >= ``min_sensitivity`` on these data.
 
     This is the probability of the malignant case ranked at the
-    ``ceil(min_sensitivity * n_malignant)``-th highest place.
+    ``ceil(min_sensitivity * n_malignant)``-th highest place. With ``groups``, the highest
+    threshold that keeps it in every group with malignant cases (the lowest of theirs).
     """
     y, p = M.check_inputs(y_true, prob)
+    if groups is not None:
+        groups = np.asarray(groups)
+        return min(screening_threshold(y[groups == g], p[groups == g], min_sensitivity)
+                   for g in np.unique(groups[y == 1]))
     pos = np.sort(p[y == 1])[::-1]
     if pos.size == 0:
         raise ValueError("the screening threshold needs malignant cases")

@@ -9,9 +9,9 @@ training images, then
 * measures, by 5-fold cross-validation on the validation images, the network alone against
   the fusion of its logit with the lesion measurements (``melascan.inference.fusion``), each
   source's ROC-AUC and their mean; with ``fusion=True`` the fusion model is fitted on all
-  validation images, its thresholds are chosen on the cross-validated probabilities
-  (balanced = Youden's J, screening = highest with sensitivity >= 95 %), and it goes into
-  the card.
+  validation images, its thresholds are chosen on the cross-validated probabilities with
+  each source counting the same (balanced = the mean over sources of Youden's J, screening =
+  highest with sensitivity >= 95 % in every source), and it goes into the card.
 
 Only train and val images are read: test splits and external sets never shape a choice.
 """
@@ -153,8 +153,11 @@ def fit_heads(model_dir: str | Path, manifest: Manifest, *, scope: bool = True, 
     report["fusion_comparison"] = comparison
     if fusion:
         block = fusion_mod.fit_fusion(inputs, y, source_weights(sources))
-        block["thresholds"] = {"balanced": balanced_threshold(y, oof), "screening": screening_threshold(y, oof)}
-        block["thresholds_from"] = "cross-validated fused probabilities of the validation images"
+        block["thresholds"] = {"balanced": balanced_threshold(y, oof, sources),
+                               "screening": screening_threshold(y, oof, groups=sources)}
+        block["thresholds_from"] = ("cross-validated fused probabilities of the validation images; balanced: "
+                                    "the highest maximising the mean over sources of Youden's J; screening: the "
+                                    "highest keeping sensitivity >= 95 % in every source")
         block["validation"] = comparison
         card["fusion"] = block
     model_card.write_card(card, model_dir)
