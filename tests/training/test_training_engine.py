@@ -76,7 +76,9 @@ def test_resume_continues_from_the_saved_epoch(tiny_config, tmp_path, monkeypatc
         train(cfg, tmp_path / "split")
     monkeypatch.undo()
     assert len(_history(tmp_path / "split")) == 1
+    first_segment = json.loads((tmp_path / "split" / "summary.json").read_text())["seconds"]
     summary = train(cfg, tmp_path / "split", resume=True)
+    assert summary["seconds"] > first_segment  # the time of both segments
     assert summary["stopped_epoch"] == 2
     straight, resumed = _history(tmp_path / "straight"), _history(tmp_path / "split")
     assert [r["epoch"] for r in resumed] == ["1", "2"]

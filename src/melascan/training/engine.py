@@ -322,6 +322,7 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
         set_rng_state(ckpt["rng"])
         start_epoch, best = ckpt["epoch"] + 1, dict(ckpt["best"])
         history = run.read_history(up_to_epoch=ckpt["epoch"])
+        started -= (run.read_summary() or {}).get("seconds") or 0.0  # the summary counts every segment
         log.info("resuming %s from epoch %d (best val loss %.4f at epoch %d)",
                  run.path, ckpt["epoch"], best["val_loss"], best["epoch"])
     if where.main:
