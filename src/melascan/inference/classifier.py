@@ -53,6 +53,13 @@ def calibrated_probability(logits: np.ndarray, temperature: float) -> np.ndarray
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # = sigmoid(z), without overflow
 
 
+def _not_dermoscopic(lesion: dict | None) -> bool:
+    """Whether a lesion analysis (``to_dict()``) found the picture is not dermoscopy at all."""
+    from melascan.lesion.quality import NOT_DERMOSCOPIC
+
+    return NOT_DERMOSCOPIC in ((lesion or {}).get("quality") or ())
+
+
 def label_for(probability: float, threshold: float) -> str:
     """``"malignant"`` when ``probability >= threshold``, else ``"benign"``."""
     return "malignant" if probability >= threshold else "benign"
@@ -68,7 +75,7 @@ class Prediction:
     thresholds: dict[str, float]  # the thresholds the labels used
     temperature: float
     cam: np.ndarray | None = field(default=None, repr=False, compare=False)  # HxW in [0, 1]
-    in_scope: bool | None = None  # None: the model has no scope detector
+    in_scope: bool | None = None  # None: the model has no scope detector (see predict_rgbs)
     scope_score: float | None = None  # distance from the training images; > the card's threshold: out of scope
     network_probability: float | None = None  # the network alone, when ``probability`` is fused
     fused: bool = False  # probability from the network + lesion measurements model
@@ -296,7 +303,11 @@ class Classifier:
                      cam_shape: tuple[int, int] | None = None) -> list[Prediction]:
         """Predictions for decoded ``uint8`` RGB arrays, one forward pass: network, scope, CAM
         (at each image's size, or ``cam_shape`` (h, w)) and (when the model has one) fusion
-        with ``lesions`` (computed here when not given)."""
+        with ``lesions`` (computed here when not given).
+
+        ``in_scope`` is False when the scope detector rejects the image or, for a fused model
+        (which has the lesion analysis at hand), when the analysis's colour check finds it is
+        not a dermoscopic picture at all (``not_dermoscopic``: grayscale, green or neon)."""
         names = ["logits"] + (["features"] if with_cam else []) + (["embedding"] if self.scope is not None else [])
         out_arrays = dict(zip(names, self.outputs(np.stack([self.prepare(rgb) for rgb in rgbs]), names)))
         out = []
@@ -307,6 +318,8 @@ class Classifier:
             if self.fusion is not None:
                 lesion = lesions[i] if lesions is not None else self.lesion_measurements(rgb)
                 prediction = self.fuse(prediction, lesion)
+                if prediction.in_scope and _not_dermoscopic(lesion):
+                    prediction = dataclasses.replace(prediction, in_scope=False)
             out.append(prediction)
         return out
 
