@@ -153,3 +153,16 @@ def test_study_scores_out_of_source_sets_with_confidence_intervals(cfg_file, tin
     assert "AUC vs ref. p (DeLong)" in md and "reference row `baseline`" in md
     assert (out / "results.png").stat().st_size > 0
     assert study("augment", cfg_file, out, "baseline", extra=("--external", "bad name=x.csv")) == 2
+
+
+def test_seed_spread_reports_mean_sd_and_range_of_repeated_variants():
+    from melascan.training.study_tables import seed_spread, spread_markdown
+
+    rows = {42: [{"variant": "baseline", "test_f1": "0.80", "test_roc_auc": "0.95", "ext_ph2_roc_auc": "0.8"},
+                 {"variant": "F1", "test_f1": "0.70", "test_roc_auc": "0.90"}],
+            43: [{"variant": "baseline", "test_f1": "0.84", "test_roc_auc": "0.97", "ext_ph2_roc_auc": "0.9"}]}
+    (entry,) = seed_spread(rows)  # F1 has one seed only
+    assert entry["variant"] == "baseline" and entry["seeds"] == [42, 43]
+    assert entry["test_f1"]["mean"] == pytest.approx(0.82) and entry["test_f1"]["sd"] == pytest.approx(0.0282843, rel=1e-5)
+    assert (entry["ext_ph2_roc_auc"]["min"], entry["ext_ph2_roc_auc"]["max"]) == (0.8, 0.9)
+    assert "| baseline | 42, 43 | test_roc_auc | 0.9600 | 0.0141 | 0.9500-0.9700 |" in spread_markdown([entry])

@@ -179,3 +179,46 @@ def study_command(grid: str, *, config: str | None, overrides: list[str], out: s
     if out:
         parts += ["--out", str(out)]
     return shlex.join(parts)
+
+
+#: Columns whose spread across seeds the noise table reports (out-of-source ones are added).
+SPREAD_COLUMNS = ("test_f1", "test_roc_auc", "val_roc_auc")
+
+
+def seed_spread(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
+    """Per variant present under more than one seed: for each metric the mean, sample standard
+    deviation, min and max across seeds. ``rows_by_seed``: ``{seed: results rows}``."""
+    by_variant: dict[str, dict[int, dict]] = {}
+    for seed, rows in rows_by_seed.items():
+        for row in rows:
+            by_variant.setdefault(row["variant"], {})[seed] = row
+    columns = list(SPREAD_COLUMNS) + sorted({k for rows in rows_by_seed.values() for r in rows for k in r
+                                             if k.startswith("ext_") and k.endswith(("_roc_auc", "_benign_fp"))})
+    out = []
+    for variant, seeds in by_variant.items():
+        if len(seeds) < 2:
+            continue
+        entry: dict = {"variant": variant, "seeds": sorted(seeds)}
+        for col in columns:
+            values = [float(r[col]) for r in seeds.values() if r.get(col) not in (None, "")]
+            if len(values) >= 2:
+                entry[col] = {"mean": sum(values) / len(values), "sd": _sample_sd(values),
+                              "min": min(values), "max": max(values)}
+        out.append(entry)
+    return out
+
+
+def _sample_sd(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def spread_markdown(spread: list[dict]) -> str:
+    """The noise table: one row per variant and metric, ``mean ± sd [min-max]`` over the seeds."""
+    lines = ["| variant | seeds | metric | mean | SD | min-max |", "|---|---|---|---|---|---|"]
+    for entry in spread:
+        for col, s in entry.items():
+            if isinstance(s, dict):
+                lines.append(f"| {entry['variant']} | {', '.join(map(str, entry['seeds']))} | {col} | "
+                             f"{s['mean']:.4f} | {s['sd']:.4f} | {s['min']:.4f}-{s['max']:.4f} |")
+    return "\n".join(lines)
