@@ -101,7 +101,7 @@ def operating_points(card: dict) -> list[dict[str, Any]]:
     Returns dicts with ``name``, ``threshold``, ``sensitivity``, ``specificity``, ``n`` (images)
     and ``set`` (the evaluated set); the metrics are ``None`` when the card has none (an
     untrained or unevaluated model). A card's ``metrics`` are the summaries
-    ``inference.runinfo.summarize_metrics`` writes: flat ``sensitivity_<threshold name>`` keys.
+    ``export.runinfo.summarize_metrics`` writes: flat ``sensitivity_<threshold name>`` keys.
     """
     if card.get("fusion"):  # the shown probability is fused: only numbers measured on what ships count
         return _shipped_points(card)
