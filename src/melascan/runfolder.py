@@ -190,6 +190,12 @@ class RunFolder:
         return self.path / "eval"
 
     @staticmethod
+    def parse_eval_name(folder_name: str) -> tuple[str, str]:
+        """``"test@last"`` -> ``("test", "last")``; ``"test"`` -> ``("test", "best")``."""
+        name, _, checkpoint = folder_name.partition("@")
+        return name, checkpoint or BEST
+
+    @staticmethod
     def eval_name(name: str, checkpoint: str = BEST) -> str:
         """``test`` for the best checkpoint, ``test@last`` for another one."""
         name = safe_name(name)
@@ -204,8 +210,7 @@ class RunFolder:
         found = {}
         for path in sorted(self.eval_root.glob("*/metrics.json")):
             name = path.parent.name
-            ckpt = name.partition("@")[2] or BEST
-            if checkpoint is None or ckpt == safe_name(checkpoint):
+            if checkpoint is None or self.parse_eval_name(name)[1] == safe_name(checkpoint):
                 found[name] = path.parent
         return found
 

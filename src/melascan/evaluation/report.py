@@ -298,7 +298,7 @@ def _eval_blocks(name: str, m: dict) -> list[tuple]:
 def _eval_order(eval_dir: Path) -> tuple:
     """Manifest splits first (test, val, train), then folders, by name."""
     order = {"test": 0, "val": 1, "train": 2}
-    return (order.get(eval_dir.name.split("@")[0], 3), eval_dir.name)
+    return (order.get(RunFolder.parse_eval_name(eval_dir.name)[0], 3), eval_dir.name)
 
 
 def build_blocks(run_dir: str | Path) -> list[tuple]:

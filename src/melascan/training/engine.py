@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 from melascan.data.manifest import read_manifest
 from melascan.errors import DataError
 from melascan.evaluation import metrics as M
+from melascan.inference.classifier import calibrated_probability
 from melascan.runfolder import RunFolder
 from melascan.training.config import RunConfig
 from melascan.training.data import (
@@ -77,7 +78,7 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, sources: np.n
     """
     logits_t = torch.as_tensor(logits, dtype=torch.float32)
     labels_t = torch.as_tensor(labels, dtype=torch.long)
-    prob = torch.softmax(logits_t, 1)[:, 1].numpy()
+    prob = calibrated_probability(logits, 1.0)
     pred = logits.argmax(1)
     out = {
         "loss": float(F.cross_entropy(logits_t, labels_t)),
