@@ -17,6 +17,7 @@ from melascan.errors import DataError
 from melascan.evaluation import evaluate as E
 from melascan.evaluation import targets as T
 from melascan.evaluation import figures as F
+from melascan.runfolder import RunFolder
 from melascan.evaluation.report import fmt, fmt_ci, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -59,7 +60,7 @@ def test_every_figure_is_written(tmp_path):
     p_cal = 1 / (1 + np.exp(-z[:, 1] / 4))
     ops = {"0.5": 0.5, "balanced": 0.45, "screening": 0.2}
     (tmp_path / "history.csv").write_text(HISTORY)
-    hist = F.read_history(tmp_path / "history.csv")
+    hist = F.history_arrays(RunFolder(tmp_path).read_history())
     assert hist["val_auc"].tolist() == [0.61, 0.70, 0.74, 0.73]
     for path in (
         F.plot_training_curves(hist, tmp_path / "curves.png", best_epoch=3, stopped_epoch=4),

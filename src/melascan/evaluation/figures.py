@@ -6,7 +6,6 @@ Operating points are given as ``{"name": threshold}`` on P(malignant).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import matplotlib
@@ -36,10 +35,9 @@ def _save(fig: Figure, out_path: str | Path) -> Path:
     return out_path
 
 
-def read_history(path: str | Path) -> dict[str, np.ndarray]:
-    """``history.csv`` -> ``{column: float array}`` (empty cells become NaN)."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+def history_arrays(rows: list[dict]) -> dict[str, np.ndarray]:
+    """``history.csv`` rows (``RunFolder.read_history``) -> ``{column: float array}`` (empty
+    cells become NaN)."""
     if not rows:
         return {}
 

@@ -173,7 +173,7 @@ def _training_blocks(run: RunFolder) -> list[tuple]:
     if summary:
         blocks.append(("table", ["item", "value"], [[k, _value(v)] for k, v in _flatten(summary)]))
     if run.history_path.is_file():
-        hist = F.read_history(run.history_path)
+        hist = F.history_arrays(run.read_history())
         if hist:
             F.plot_training_curves(
                 hist,
