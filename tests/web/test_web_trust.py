@@ -3,6 +3,8 @@ the re-check reminder (each in English and Korean)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import io
 import re
 from datetime import datetime, timedelta, timezone
@@ -65,9 +67,9 @@ def test_the_exposure_rule_adds_only_what_the_lesion_analysis_did_not_report():
     dim = (rgb * 0.25).astype(np.uint8)
     lesion = analyze_lesion(dim)
     assert "too_dark" not in lesion.quality  # the lesion stage's own limit (45) is lower than any real photo
-    assert exposure_warnings(dim, lesion.quality, lesion.segmentation) == ["too_dark"]
-    assert exposure_warnings(dim, ["too_dark"], lesion.segmentation) == []
-    assert exposure_warnings(rgb, [], analyze_lesion(rgb).segmentation) == []
+    assert exposure_warnings(lesion) == ["too_dark"]
+    assert exposure_warnings(dataclasses.replace(lesion, quality=["too_dark"])) == []
+    assert exposure_warnings(analyze_lesion(rgb)) == []
 
 
 # --- 2. the heatmap outside the lesion --------------------------------------------------------

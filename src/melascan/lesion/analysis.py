@@ -25,7 +25,7 @@ from melascan.lesion.border import Border, border
 from melascan.lesion.colors import COLOR_NAMES, Colors, colors
 from melascan.lesion.config import DEFAULT_CONFIG, LesionConfig
 from melascan.lesion.diameter import Diameter, diameter
-from melascan.lesion.preprocessing import check_rgb, prepare_work
+from melascan.lesion.preprocessing import WorkImage, check_rgb, prepare_work
 from melascan.lesion.quality import quality_codes
 from melascan.lesion.structures import SEVEN_POINT_CUTOFF, Structures, structures
 from melascan.lesion.segmentation import Segmentation, segment, skin_region, to_input_size
@@ -55,6 +55,7 @@ class LesionAnalysis:
     axes: PrincipalAxes | None = None  # in input pixels
     color_map: np.ndarray | None = field(default=None, repr=False)
     scale: float = 1.0
+    work: WorkImage | None = field(default=None, repr=False, compare=False)  # the front end's image
 
     @property
     def found(self) -> bool:
@@ -152,7 +153,7 @@ def analyze_lesion(
     quality = quality_codes(work, seg, config, lab=work.lab)
     full_seg = to_input_size(seg, work)
     scale, fov, hair, lab_clean = work.scale, work.fov, work.hair, work.lab
-    result = LesionAnalysis(full_seg.mask, full_seg, quality, rgb.shape[:2], mm_per_px, scale=scale)
+    result = LesionAnalysis(full_seg.mask, full_seg, quality, rgb.shape[:2], mm_per_px, scale=scale, work=work)
     if not seg.found:
         return result
 

@@ -74,6 +74,29 @@ def looks_dermoscopic(lab: np.ndarray, region: np.ndarray, config: LesionConfig 
     )
 
 
+def _view(work: WorkImage, config: LesionConfig) -> np.ndarray:
+    """The field of view the checks read; empty when (nearly) all of the picture is vignette."""
+    return work.fov if work.fov.mean() >= config.fov_min_fraction else np.zeros_like(work.fov)
+
+
+def exposure_codes(work: WorkImage, config: LesionConfig = DEFAULT_CONFIG) -> list[str]:
+    """``too_dark`` / ``too_bright`` of a ``prepare_work`` image under ``config``'s limits
+    (``exposure_warning_config`` gives the web's warning limits)."""
+    region = _view(work, config)
+    if not region.any():
+        return [TOO_DARK]
+    codes = []
+    region8 = region.astype(np.uint8)
+    mean_v = float(cv2.mean(brightness(work.rgb), mask=region8)[0])
+    if mean_v < config.quality_dark_max_mean_brightness:
+        codes.append(TOO_DARK)
+    darkest = cv2.min(cv2.min(work.rgb[:, :, 0], work.rgb[:, :, 1]), work.rgb[:, :, 2])
+    saturated = float(cv2.mean((darkest >= config.quality_saturated_level).astype(np.uint8), mask=region8)[0])
+    if mean_v > config.quality_bright_min_mean_brightness or saturated > config.quality_bright_max_saturated_fraction:
+        codes.append(TOO_BRIGHT)
+    return codes
+
+
 def quality_codes(
     work: WorkImage,
     segmentation: Segmentation | None,
@@ -100,23 +123,10 @@ def quality_codes(
     codes : list of str
         A subset of ``QUALITY_CODES`` in that order; empty when the image is fine.
     """
-    work_rgb, fov = work.rgb, work.fov
-    codes: list[str] = []
-    region = fov if fov.mean() >= config.fov_min_fraction else np.zeros_like(fov)
-    if not region.any():
-        codes.append(TOO_DARK)
-    else:
-        region8 = region.astype(np.uint8)
-        mean_v = float(cv2.mean(brightness(work_rgb), mask=region8)[0])
-        if mean_v < config.quality_dark_max_mean_brightness:
-            codes.append(TOO_DARK)
-        darkest = cv2.min(cv2.min(work_rgb[:, :, 0], work_rgb[:, :, 1]), work_rgb[:, :, 2])
-        saturated = float(cv2.mean((darkest >= config.quality_saturated_level).astype(np.uint8), mask=region8)[0])
-        if (
-            mean_v > config.quality_bright_min_mean_brightness
-            or saturated > config.quality_bright_max_saturated_fraction
-        ):
-            codes.append(TOO_BRIGHT)
+    work_rgb = work.rgb
+    codes = exposure_codes(work, config)
+    region = _view(work, config)
+    if region.any():
         gray = cv2.cvtColor(work_rgb, cv2.COLOR_RGB2GRAY)
         if laplacian_variance(gray, region) < config.quality_blur_min_laplacian_var:
             codes.append(BLURRY)

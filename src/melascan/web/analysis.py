@@ -57,7 +57,7 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
     except ImageError as exc:  # e.g. too elongated: name the file
         raise ImageError(f"{filename}: {exc}") from None
     lesion_dict = json_safe(lesion.to_dict())
-    quality = _quality_warnings(lesion, work)
+    quality = _quality_warnings(lesion)
     # Classify the decoded image itself (as `melascan predict` and training do): network,
     # scope and fusion with the lesion measurements, the CAM placed on the analysis image.
     prediction = clf.predict_rgbs([rgb], with_cam=True, lesions=[lesion_dict], cam_shape=work.shape[:2])[0]
@@ -122,11 +122,11 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
     }
 
 
-def _quality_warnings(lesion, work: np.ndarray) -> list[str]:
+def _quality_warnings(lesion) -> list[str]:
     """The lesion analysis's quality codes (blocking), the web's exposure codes, then the
     segmentation's flags (informational), without repeats."""
     flags = list(lesion.segmentation.flags)
-    return [str(c) for c in dict.fromkeys([*lesion.quality, *exposure_warnings(work, lesion.quality, lesion.segmentation), *flags])]
+    return [str(c) for c in dict.fromkeys([*lesion.quality, *exposure_warnings(lesion), *flags])]
 
 
 def split_images(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:

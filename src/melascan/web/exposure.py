@@ -8,19 +8,14 @@ limits (``melascan.lesion.config.exposure_warning_config``).
 
 from __future__ import annotations
 
-import numpy as np
-
-from melascan.lesion import assess_quality
+from melascan.lesion.analysis import LesionAnalysis
 from melascan.lesion.config import exposure_warning_config
-from melascan.lesion.quality import TOO_BRIGHT, TOO_DARK
+from melascan.lesion.quality import exposure_codes
 
 WARNING_CONFIG = exposure_warning_config()
-EXPOSURE_CODES = (TOO_DARK, TOO_BRIGHT)
 
 
-def exposure_warnings(rgb: np.ndarray, reported: list[str], segmentation=None) -> list[str]:
-    """``too_dark`` / ``too_bright`` for ``rgb`` under the web's limits, unless ``reported``
-    (the lesion analysis's own codes) already has them. Pass the analysis's ``segmentation`` to
-    skip segmenting again."""
-    codes = assess_quality(rgb, segmentation, WARNING_CONFIG)
-    return [c for c in EXPOSURE_CODES if c in codes and c not in reported]
+def exposure_warnings(lesion: LesionAnalysis) -> list[str]:
+    """``too_dark`` / ``too_bright`` under the warning limits, measured on the image the lesion
+    analysis already prepared, unless the analysis's own (blocking) codes have them."""
+    return [c for c in exposure_codes(lesion.work, WARNING_CONFIG) if c not in lesion.quality]
