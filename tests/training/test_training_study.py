@@ -59,8 +59,9 @@ def test_grids_are_the_seeds():
     assert list(STUDY_GRIDS["augment"])[:3] == ["baseline", "F1", "F2"] and "C8_ws" in STUDY_GRIDS["augment"]
     models = study_configs(RunConfig(), "models")
     assert list(models) == ["resnet50", "efficientnet_b0", "densenet121", "convnext_tiny", "vgg16_bn",
-                            "inception_v3", "efficientnet_lite0"]
-    assert models["resnet50"].pretrained == "none" and models["efficientnet_lite0"].pretrained == "offline"
+                            "inception_v3", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    assert models["resnet50"].pretrained == "none"
+    assert all(models[f"efficientnet_lite{n}"].pretrained == "offline" for n in (0, 1, 2))
     strategies = study_configs(RunConfig(), "strategies")
     assert strategies["baseline"].drop_rate == 0.3 and strategies["no_dropout"].drop_rate == 0.0
     assert [strategies[f"focal_a{a}"].focal_alpha for a in ("0.25", "0.5", "1", "2")] == [0.25, 0.5, 1.0, 2.0]

@@ -83,6 +83,9 @@ def _models_grid() -> dict[str, Variant]:
     grid = {m: Variant({"model": m}, m) for m in SEED_MODELS}
     grid["efficientnet_lite0"] = Variant({"model": "efficientnet_lite0", "pretrained": "offline"},
                                          "reference: offline ImageNet weights")
+    for n in (1, 2):  # the other families with ImageNet weights that ship offline
+        grid[f"efficientnet_lite{n}"] = Variant({"model": f"efficientnet_lite{n}", "pretrained": "offline"},
+                                                "offline ImageNet weights")
     return grid
 
 
