@@ -119,3 +119,19 @@ def test_source_balanced_thresholds_give_each_source_the_same_weight():
         yy, pp = y[groups == g], p[groups == g]
         assert np.mean(pp[yy == 1] >= screening) >= 0.95
     assert screening == min(C.screening_threshold(y[groups == g], p[groups == g], 0.95) for g in ("a", "b"))
+
+
+def test_fit_calibration_counts_each_validation_source_the_same():
+    rng = np.random.default_rng(5)
+    y = np.repeat([0, 1, 0, 1], [900, 300, 60, 20])
+    groups = np.repeat(["a", "b"], [1200, 80])
+    z1 = np.where(groups == "a", rng.normal(-1.5 + 3.0 * y, 0.8), rng.normal(0.5 + 1.5 * y, 0.6))
+    logits = np.stack([np.zeros_like(z1), z1], axis=1)
+    cal = C.fit_calibration(logits, y, groups=groups)
+    p = C.probability(logits, cal["temperature"])
+    assert cal["thresholds"]["balanced"] == C.balanced_threshold(y, p, groups)
+    assert cal["thresholds"]["screening"] == C.screening_threshold(y, p, groups=groups)
+    assert "each source counting the same" in cal["rules"]["balanced"]
+    single = C.fit_calibration(logits, y, groups=np.full(y.size, "a"))  # one source: the pooled rule
+    assert single["thresholds"] == C.fit_calibration(logits, y)["thresholds"]
+    assert "each source" not in single["rules"]["screening"]

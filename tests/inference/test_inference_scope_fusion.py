@@ -116,14 +116,13 @@ def test_embedded_model_rejects_generated_non_skin_images_and_keeps_samples():
     assert samples and all(p.in_scope for p in clf.predict_rgbs([load_rgb(s) for s in samples]))
 
 
-def test_a_fused_model_calls_a_picture_the_lesion_analysis_finds_not_dermoscopic_out_of_scope():
+def test_the_embedded_model_calls_a_picture_the_lesion_analysis_finds_not_dermoscopic_out_of_scope():
     from melascan.imageio import load_rgb
     from melascan.inference import Classifier
     from melascan.inference.classifier import default_model_dir
     from melascan.lesion import analyze_lesion
 
-    clf = Classifier.default()
-    assert clf.fusion is not None
+    clf = Classifier.default()  # fused or not: the colour check runs on its own without an analysis
     rgb = load_rgb(sorted((default_model_dir().parent / "samples").glob("*.jpg"))[0])
     lesion = analyze_lesion(rgb).to_dict()
     assert clf.predict_rgbs([rgb], lesions=[lesion])[0].in_scope is True
@@ -131,3 +130,25 @@ def test_a_fused_model_calls_a_picture_the_lesion_analysis_finds_not_dermoscopic
     assert clf.predict_rgbs([rgb], lesions=[flagged])[0].in_scope is False
     gray = np.repeat(rgb.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)  # a grayscale picture
     assert clf.predict_rgbs([gray])[0].in_scope is False
+
+
+def test_leave_one_source_out_catches_a_lesion_input_that_only_works_in_one_source():
+    from melascan.export.heads import (cross_validated_fusion, fusion_verdict, leave_one_source_out_fusion,
+                                       per_source_auc)
+
+    rng = np.random.default_rng(3)
+    sources = np.repeat(["a", "b"], [600, 400])
+    y = (rng.random(sources.size) < 0.3).astype(int)
+    inputs = rng.normal(size=(y.size, len(F.FEATURES)))
+    inputs[:, 0] = 1.2 * y + rng.normal(size=y.size)  # the network's logit: the same in both sources
+    inputs[:, 1] = 1.0
+    tds = F.FEATURES.index("tds")
+    inputs[:, tds] = np.where(sources == "a", 2.0 * y, 0.0) + rng.normal(0, 0.5, y.size)  # tells only in "a"
+    network = per_source_auc(y, 1 / (1 + np.exp(-inputs[:, 0])), sources)
+    comparison = {"network": network, "fusion_cv": per_source_auc(y, cross_validated_fusion(inputs, y, sources), sources),
+                  "fusion_loso": per_source_auc(y, leave_one_source_out_fusion(inputs, y, sources), sources)}
+    assert comparison["fusion_cv"]["mean"] > network["mean"]  # in distribution the input looks useful
+    assert comparison["fusion_loso"]["mean"] < network["mean"]  # carried to the other source it hurts
+    assert fusion_verdict(comparison) == "network"
+    assert leave_one_source_out_fusion(inputs, y, np.full(y.size, "a")) is None
+    assert fusion_verdict({"network": {"mean": 0.8}, "fusion_cv": {"mean": 0.9}}) == "fusion"

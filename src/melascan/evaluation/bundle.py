@@ -26,6 +26,7 @@ from melascan.evaluation import metrics as M
 from melascan.evaluation.targets import (
     Target, csv_target, find_seen, folder_target, leakage_summary, split_hashes, split_target,
 )
+from melascan.inference import card as model_card
 from melascan.serialization import json_safe
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def evaluate_bundle(model: str | Path, out: str | Path, *, split: str | None = N
     leaked, leakage = _guard(manifest, target, images, max_distance)
     pred = predict_target(clf, target, progress=progress)
     y = pred["label"]
-    thresholds = dict(clf.fusion["thresholds"]) if clf.fusion else dict(clf.thresholds)
+    thresholds = model_card.decision_thresholds(clf.card)
     result: dict = {
         "name": target.name, "source": target.source, "model": str(model), "model_sha256": clf.card["files"]["onnx"]["sha256"],
         "n_images": int(len(y)), "n_malignant": int(y.sum()), "skipped": target.skipped,

@@ -38,6 +38,7 @@ T_MIN, T_MAX = 0.05, 20.0
 
 BALANCED_RULE = "maximises Youden's J = sensitivity + specificity - 1 on validation (highest threshold on ties)"
 SCREENING_RULE = "highest threshold with validation sensitivity >= {:.0%}"
+SOURCE_BALANCED = ", each source counting the same (mean of the sources' J; sensitivity kept in every source)"
 
 
 def _logits(logits) -> np.ndarray:
@@ -141,13 +142,22 @@ def screening_threshold(y_true, prob, min_sensitivity: float = SCREENING_SENSITI
     return float(pos[max(k, 1) - 1])
 
 
-def fit_calibration(val_logits, val_labels, *, min_sensitivity: float = SCREENING_SENSITIVITY) -> dict:
+def fit_calibration(val_logits, val_labels, *, groups=None,
+                    min_sensitivity: float = SCREENING_SENSITIVITY) -> dict:
     """Fit ``T`` and both thresholds on validation; returns the ``calibration.json`` dict,
-    including validation metrics before/after scaling and at each threshold."""
+    including validation metrics before/after scaling and at each threshold.
+
+    With ``groups`` (each validation image's source) holding more than one value, both
+    thresholds count each group the same (``balanced_threshold``/``screening_threshold``
+    with ``groups``), as the fusion's thresholds do."""
     y = np.asarray(val_labels).astype(int)
     t = fit_temperature(val_logits, y)
     p_cal = probability(val_logits, t)
-    thresholds = {"balanced": balanced_threshold(y, p_cal), "screening": screening_threshold(y, p_cal, min_sensitivity)}
+    if groups is not None and len(set(np.asarray(groups).tolist())) < 2:
+        groups = None
+    thresholds = {"balanced": balanced_threshold(y, p_cal, groups),
+                  "screening": screening_threshold(y, p_cal, min_sensitivity, groups=groups)}
+    rule_suffix = "" if groups is None else SOURCE_BALANCED
 
     def at(thr: float) -> dict:
         m = M.threshold_metrics(y, p_cal, thr, n_bootstrap=0)
@@ -158,8 +168,8 @@ def fit_calibration(val_logits, val_labels, *, min_sensitivity: float = SCREENIN
         "thresholds": thresholds,
         "rules": {
             "temperature": f"minimises validation NLL of softmax(logits / T), T in [{T_MIN}, {T_MAX}]",
-            "balanced": BALANCED_RULE,
-            "screening": SCREENING_RULE.format(min_sensitivity),
+            "balanced": BALANCED_RULE + rule_suffix,
+            "screening": SCREENING_RULE.format(min_sensitivity) + rule_suffix,
             "decision": "malignant when calibrated probability >= threshold",
         },
         "validation": {

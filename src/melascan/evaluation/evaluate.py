@@ -106,6 +106,7 @@ def evaluate_logits(
     val_labels: np.ndarray,
     val_logits: np.ndarray,
     *,
+    val_sources: np.ndarray | None = None,
     tta_logits: np.ndarray | None = None,
     tta_val_logits: np.ndarray | None = None,
     leaked: np.ndarray | None = None,
@@ -115,7 +116,8 @@ def evaluate_logits(
     n_bootstrap: int = M.N_BOOTSTRAP,
     seed: int = M.BOOTSTRAP_SEED,
 ) -> dict:
-    """Fit calibration on validation logits, score ``target`` at 0.5 and both thresholds
+    """Fit calibration on validation logits (thresholds counting each of ``val_sources`` the
+    same when there are several), score ``target`` at 0.5 and both thresholds
     (and TTA beside plain when TTA logits are given), and write ``metrics.json``,
     ``predictions.csv``, ``leakage.csv`` and the figures into ``out_dir``.
 
@@ -150,7 +152,7 @@ def evaluate_logits(
     figures: dict[str, list[str]] = {}
     cals = {}
     for variant, (z, val_z) in variants.items():
-        cal = C.fit_calibration(val_z, val_labels)
+        cal = C.fit_calibration(val_z, val_labels, groups=val_sources)
         cals[variant] = cal
         result["calibration" if variant == "plain" else "tta_calibration"] = cal
         result[variant] = score(y, z, cal, n_bootstrap=n_bootstrap, seed=seed)
@@ -313,6 +315,7 @@ def evaluate_run(
         logits,
         val.labels,
         val_logits,
+        val_sources=None if val.sources is None else np.asarray(val.sources),
         tta_logits=tta_logits,
         tta_val_logits=tta_val_logits,
         leaked=leaked,

@@ -22,7 +22,8 @@ def add_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-scope", action="store_true",
                         help="ship no out-of-scope detector (default: fit one on the run's train/val images)")
     parser.add_argument("--fusion", action="store_true",
-                        help="ship the fusion of the network with the lesion measurements (fitted on val)")
+                        help="ship the fusion of the network with the lesion measurements (fitted on val); "
+                             "without it the export still reports which of the two the validation rule prefers")
     parser.add_argument("--int8-images", type=int, default=128,
                         help="training images used to calibrate int8 ranges (default: %(default)s)")
 
@@ -51,9 +52,15 @@ def run_export(args: argparse.Namespace) -> int:
     if args.int8:
         print(f"  int8 vs fp32 on validation: {json.dumps(card['export']['int8']['comparison'])}")
     if heads:
+        comparison = heads["fusion_comparison"]
         print(f"  validation ROC-AUC by source, network vs fusion (5-fold CV): "
-              f"{json.dumps(heads['fusion_comparison']['network'])} vs "
-              f"{json.dumps(heads['fusion_comparison']['fusion_cv'])}")
+              f"{json.dumps(comparison['network'])} vs {json.dumps(comparison['fusion_cv'])}")
+        if "fusion_loso" in comparison:
+            print(f"  fusion fitted on the other sources (leave one source out): {json.dumps(comparison['fusion_loso'])}")
+        print(f"  the rule prefers: {comparison['verdict']} ({comparison['verdict_rule']})")
+        if args.fusion and comparison["verdict"] == "network":
+            print("  WARNING: shipping the fusion although the network alone carries better to a source "
+                  "it was not fitted on")
         if "scope" in heads:
             print(f"  scope threshold {heads['scope']['threshold']:.4g} "
                   f"(val pass rate {heads['scope']['val_pass_rate']:.3f})")

@@ -6,9 +6,11 @@ training images, then
 
 * fits the out-of-scope detector (``melascan.inference.scope``) on the training features,
   its threshold on the validation features, and writes ``<name>_scope.npz``;
-* measures, by 5-fold cross-validation on the validation images, the network alone against
-  the fusion of its logit with the lesion measurements (``melascan.inference.fusion``), each
-  source's ROC-AUC and their mean; with ``fusion=True`` the fusion model is fitted on all
+* measures, on the validation images, the network alone against the fusion of its logit with
+  the lesion measurements (``melascan.inference.fusion``), each source's ROC-AUC and their
+  mean: by 5-fold cross-validation (in distribution) and, with several sources, leave one
+  source out (fitted on the other sources: how the fusion carries to a new dermatoscope);
+  ``verdict`` says which the rule prefers. With ``fusion=True`` the fusion model is fitted on all
   validation images, its thresholds are chosen on the cross-validated probabilities with
   each source counting the same (balanced = the mean over sources of Youden's J, screening =
   highest with sensitivity >= 95 % in every source), and it goes into the card.
@@ -34,6 +36,8 @@ from melascan.inference.scope import DEFAULT_PASS_RATE, colour_statistics, fit_s
 log = logging.getLogger(__name__)
 
 CV_FOLDS = 5
+#: ROC-AUC the fusion must gain over the network (mean over sources) to be preferred.
+FUSION_MARGIN = 0.005
 
 
 def run_bundle(clf: Classifier, paths: list[Path], *, lesions: bool, batch_size: int = 32,
@@ -90,6 +94,28 @@ def cross_validated_fusion(inputs: np.ndarray, y: np.ndarray, sources: np.ndarra
         block = fusion_mod.fit_fusion(inputs[train], y[train], source_weights(sources[train]))
         out[test] = fusion_mod.fused_probability(block, inputs[test])
     return out
+
+
+def leave_one_source_out_fusion(inputs: np.ndarray, y: np.ndarray, sources: np.ndarray) -> np.ndarray | None:
+    """Each image's fused probability from a fusion fitted on the *other* sources' images
+    (an out-of-source check of the fusion); None with fewer than two sources."""
+    if len(np.unique(sources)) < 2:
+        return None
+    out = np.zeros(len(y))
+    for source in np.unique(sources):
+        held = sources == source
+        block = fusion_mod.fit_fusion(inputs[~held], y[~held], source_weights(sources[~held]))
+        out[held] = fusion_mod.fused_probability(block, inputs[held])
+    return out
+
+
+def fusion_verdict(comparison: dict, margin: float = FUSION_MARGIN) -> str:
+    """``"fusion"`` when the leave-one-source-out fusion beats the network's mean per-source
+    validation ROC-AUC by more than ``margin`` (else ``"network"``: a tie keeps the simpler)."""
+    loso = comparison.get("fusion_loso")
+    if loso is None:
+        return "fusion" if comparison["fusion_cv"]["mean"] - comparison["network"]["mean"] > margin else "network"
+    return "fusion" if loso["mean"] - comparison["network"]["mean"] > margin else "network"
 
 
 def _sample_train(manifest: Manifest, n: int, seed: int) -> list:
@@ -150,6 +176,15 @@ def fit_heads(model_dir: str | Path, manifest: Manifest, *, scope: bool = True, 
                   "fusion_cv": per_source_auc(y, oof, sources),
                   "method": f"{CV_FOLDS}-fold cross-validation on the validation images (stratified by source "
                             "and label; images of one HAM10000 lesion may fall in different folds)"}
+    loso = leave_one_source_out_fusion(inputs, y, sources)
+    if loso is not None:
+        comparison["fusion_loso"] = per_source_auc(y, loso, sources)
+        comparison["loso_method"] = ("leave one source out: each source's validation images scored by a fusion "
+                                     "fitted on the other sources' validation images")
+    comparison["verdict"] = fusion_verdict(comparison)
+    comparison["verdict_rule"] = (f"fusion when its mean per-source ROC-AUC (leave-one-source-out where there are "
+                                  f"several sources, else {CV_FOLDS}-fold CV) beats the network's by more than "
+                                  f"{FUSION_MARGIN}; otherwise the network alone")
     report["fusion_comparison"] = comparison
     if fusion:
         block = fusion_mod.fit_fusion(inputs, y, source_weights(sources))

@@ -105,6 +105,13 @@ def load_card(model_dir: str | Path) -> dict:
     return validate_card(card, str(path))
 
 
+def decision_thresholds(card: dict) -> dict[str, float]:
+    """The thresholds the shipped probability is compared with: the fusion's when the
+    model fuses the network with the lesion measurements, else the calibration's."""
+    block = card["fusion"] if card.get("fusion") else card["calibration"]
+    return {name: float(value) for name, value in block["thresholds"].items()}
+
+
 def verify_files(card: dict, model_dir: str | Path) -> None:
     """Raise ``ModelError`` if a file named by the card is missing or its sha256 differs."""
     for key in ("onnx", "head"):

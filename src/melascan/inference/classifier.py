@@ -53,11 +53,18 @@ def calibrated_probability(logits: np.ndarray, temperature: float) -> np.ndarray
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # = sigmoid(z), without overflow
 
 
-def _not_dermoscopic(lesion: dict | None) -> bool:
-    """Whether a lesion analysis (``to_dict()``) found the picture is not dermoscopy at all."""
-    from melascan.lesion.quality import NOT_DERMOSCOPIC
+def _not_dermoscopic(rgb: np.ndarray, lesion: dict | None) -> bool:
+    """Whether the picture is not dermoscopy at all (``not_dermoscopic`` of the lesion
+    analysis ``lesion``, a ``to_dict()``; without one, the same colour check on its own)."""
+    from melascan.lesion.preprocessing import prepare_work
+    from melascan.lesion.quality import NOT_DERMOSCOPIC, colours_look_dermoscopic
 
-    return NOT_DERMOSCOPIC in ((lesion or {}).get("quality") or ())
+    if lesion is not None:
+        return NOT_DERMOSCOPIC in (lesion.get("quality") or ())
+    try:
+        return not colours_look_dermoscopic(prepare_work(rgb))
+    except (ImageError, ValueError):
+        return False  # too small to judge the colours; the scope detector has spoken
 
 
 def label_for(probability: float, threshold: float) -> str:
@@ -293,7 +300,7 @@ class Classifier:
             return prediction
         inputs = fusion_mod.lesion_inputs(prediction.logits[1] - prediction.logits[0], lesion)
         probability = float(fusion_mod.fused_probability(self.fusion, inputs)[0])
-        thresholds = {k: float(v) for k, v in self.fusion["thresholds"].items()}
+        thresholds = model_card.decision_thresholds(self.card)
         return dataclasses.replace(
             prediction, probability=probability, labels={k: label_for(probability, t) for k, t in thresholds.items()},
             thresholds=thresholds, network_probability=prediction.probability, fused=True)
@@ -305,9 +312,9 @@ class Classifier:
         (at each image's size, or ``cam_shape`` (h, w)) and (when the model has one) fusion
         with ``lesions`` (computed here when not given).
 
-        ``in_scope`` is False when the scope detector rejects the image or, for a fused model
-        (which has the lesion analysis at hand), when the analysis's colour check finds it is
-        not a dermoscopic picture at all (``not_dermoscopic``: grayscale, green or neon)."""
+        ``in_scope`` is False when the scope detector rejects the image or when the lesion
+        analysis's colour check (of ``lesions``, or run on its own) finds it is not a
+        dermoscopic picture at all (``not_dermoscopic``: grayscale, green or neon)."""
         names = ["logits"] + (["features"] if with_cam else []) + (["embedding"] if self.scope is not None else [])
         out_arrays = dict(zip(names, self.outputs(np.stack([self.prepare(rgb) for rgb in rgbs]), names)))
         out = []
@@ -315,11 +322,12 @@ class Classifier:
             cam = self._cam(out_arrays["features"][i], *(cam_shape or rgb.shape[:2])) if with_cam else None
             scope_inputs = (out_arrays["embedding"][i], colour_statistics(rgb)) if self.scope is not None else None
             prediction = self.prediction_from_logits(out_arrays["logits"][i], cam, scope_inputs)
+            lesion = lesions[i] if lesions is not None else None
             if self.fusion is not None:
-                lesion = lesions[i] if lesions is not None else self.lesion_measurements(rgb)
+                lesion = lesion if lesions is not None else self.lesion_measurements(rgb)
                 prediction = self.fuse(prediction, lesion)
-                if prediction.in_scope and _not_dermoscopic(lesion):
-                    prediction = dataclasses.replace(prediction, in_scope=False)
+            if prediction.in_scope and _not_dermoscopic(rgb, lesion):
+                prediction = dataclasses.replace(prediction, in_scope=False)
             out.append(prediction)
         return out
 

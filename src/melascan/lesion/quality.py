@@ -79,6 +79,13 @@ def _view(work: WorkImage, config: LesionConfig) -> np.ndarray:
     return work.fov if work.fov.mean() >= config.fov_min_fraction else np.zeros_like(work.fov)
 
 
+def colours_look_dermoscopic(work: WorkImage, config: LesionConfig = DEFAULT_CONFIG) -> bool:
+    """The ``not_dermoscopic`` check of ``analyze_lesion`` alone (no segmentation): False when
+    the hair-free colours in the field of view cannot be skin (grayscale, green or neon)."""
+    region = _view(work, config)
+    return not region.any() or looks_dermoscopic(work.lab, region, config)
+
+
 def exposure_codes(work: WorkImage, config: LesionConfig = DEFAULT_CONFIG) -> list[str]:
     """``too_dark`` / ``too_bright`` of a ``prepare_work`` image under ``config``'s limits
     (``exposure_warning_config`` gives the web's warning limits)."""

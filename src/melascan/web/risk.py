@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from melascan.inference import card as model_card
+
 LEVELS = ("low", "moderate", "high")
 #: The level reported when image-quality problems keep the app from judging a lesion.
 UNKNOWN = "unknown"
@@ -103,7 +105,8 @@ def operating_points(card: dict) -> list[dict[str, Any]]:
     untrained or unevaluated model). A card's ``metrics`` are the summaries
     ``export.runinfo.summarize_metrics`` writes: flat ``sensitivity_<threshold name>`` keys.
     """
-    if card.get("fusion"):  # the shown probability is fused: only numbers measured on what ships count
+    if card.get("fusion") or (card.get("external_validation") or {}).get("sets"):
+        # measured on what ships (a fused probability is only measured there), set by set
         return _shipped_points(card)
     thresholds = card["calibration"]["thresholds"]
     metrics = card.get("metrics") or {}
@@ -129,9 +132,9 @@ SHIPPED_SETS = ("ham_test", "ph2", "seed_test")
 
 
 def _shipped_points(card: dict) -> list[dict[str, Any]]:
-    """Operating points of a fused model: its fusion thresholds, with the sensitivity and specificity
-    ``benchmarks/external_validation.py`` measured on each set (none when it was not run)."""
-    thresholds = card["fusion"]["thresholds"]
+    """Operating points of the model as shipped: its decision thresholds, with the sensitivity and
+    specificity ``benchmarks/external_validation.py`` measured on each set (none when it was not run)."""
+    thresholds = model_card.decision_thresholds(card)
     sets = (card.get("external_validation") or {}).get("sets") or {}
     points = []
     for name in ("screening", "balanced"):
