@@ -121,8 +121,8 @@ def test_operating_points_of_an_unfused_card_read_the_metrics_the_card_writer_su
 
 
 def test_operating_points_without_metrics(card):
-    for blank in ({**card, "external_validation": {}},
-                  {k: v for k, v in card.items() if k not in ("fusion", "metrics", "external_validation")}):
+    plain = {k: v for k, v in card.items() if k not in ("fusion", "metrics", "external_validation")}
+    for blank in (plain, {**plain, "fusion": {"thresholds": {"screening": 0.02, "balanced": 0.07}}}):
         points = operating_points(blank)
         assert [p["name"] for p in points] == ["screening", "balanced"]
         assert all(p["sensitivity"] is None and p["set"] is None for p in points)

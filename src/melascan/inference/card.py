@@ -254,7 +254,8 @@ def card_markdown(card: dict) -> str:
     if scope:
         lines += ["## Out-of-scope detector", "", f"{scope.get('method')}. Threshold {_fmt(scope.get('threshold'))} "
                   f"({scope.get('threshold_from')}); fitted on {scope.get('fitted_on')}. An image above the "
-                  "threshold is reported as not a dermoscopic image of a skin lesion and gets no probability.", ""]
+                  "threshold, or whose colours cannot be skin (the lesion analysis's `not_dermoscopic` check), "
+                  "is reported as not a dermoscopic image of a skin lesion and gets no probability.", ""]
     fusion = card.get("fusion")
     if fusion:
         cv = fusion.get("validation") or {}
@@ -263,8 +264,9 @@ def card_markdown(card: dict) -> str:
                   f"Thresholds on the fused probability: balanced {_fmt(fusion['thresholds']['balanced'])}, "
                   f"screening {_fmt(fusion['thresholds']['screening'])} ({fusion.get('thresholds_from')}).", ""]
         if cv:
+            loso = f"; fitted on the other sources: {cv['fusion_loso']}" if cv.get("fusion_loso") else ""
             lines += [f"Validation ROC-AUC by source ({cv.get('method')}): network {cv.get('network')}, "
-                      f"fusion {cv.get('fusion_cv')}.", ""]
+                      f"fusion {cv.get('fusion_cv')}{loso}.", ""]
     metrics = card.get("metrics") or {}
     lines += ["## Metrics", ""]
     if metrics:
@@ -274,7 +276,8 @@ def card_markdown(card: dict) -> str:
         lines += ["No evaluation outputs were found for this model: no metrics are reported.", ""]
     external = card.get("external_validation")
     if external:
-        lines += ["## External validation (what ships: fusion, scope and thresholds as in this card)", "",
+        shipped = "fusion, scope and thresholds" if fusion else "scope and thresholds"
+        lines += [f"## External validation (what ships: {shipped} as in this card)", "",
                   "| model | set | images | ROC-AUC [95 % CI] | 0.5: sens / spec / F1 | balanced: sens / spec / F1 | "
                   "screening: sens / spec / F1 | out of scope |", "|---" * 8 + "|", *external.get("table", []), "",
                   f"`{external.get('command')}`", ""]
