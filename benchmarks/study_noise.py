@@ -1,8 +1,8 @@
 """Seed-to-seed spread of study variants trained with several seeds (reads study results only).
 
-    .venv/bin/python benchmarks/study_noise.py 42=docs/studies/augment_128.csv \
-        43=docs/studies/augment_128_seed43.csv 44=docs/studies/augment_128_seed44.csv \
-        --out docs/studies/noise_128.md
+    .venv/bin/python benchmarks/study_noise.py 42=docs/studies/augment.csv \
+        43=docs/studies/augment_seed43.csv 44=docs/studies/augment_seed44.csv \
+        --out docs/studies/noise.md
 
 Each ``SEED=CSV`` is a ``results.csv`` of ``melascan study`` (the same grid and settings, another
 ``--set seed=N``). For every variant found under two or more seeds the table gives, per metric
