@@ -322,10 +322,11 @@ class Classifier:
             cam = self._cam(out_arrays["features"][i], *(cam_shape or rgb.shape[:2])) if with_cam else None
             scope_inputs = (out_arrays["embedding"][i], colour_statistics(rgb)) if self.scope is not None else None
             prediction = self.prediction_from_logits(out_arrays["logits"][i], cam, scope_inputs)
-            lesion = lesions[i] if lesions is not None else None
-            if self.fusion is not None:
-                lesion = lesion if lesions is not None else self.lesion_measurements(rgb)
-                prediction = self.fuse(prediction, lesion)
+            if lesions is not None:
+                lesion = lesions[i]
+            else:  # only a fused model needs the whole analysis; the colour check runs without it
+                lesion = self.lesion_measurements(rgb) if self.fusion is not None else None
+            prediction = self.fuse(prediction, lesion)
             if prediction.in_scope and _not_dermoscopic(rgb, lesion):
                 prediction = dataclasses.replace(prediction, in_scope=False)
             out.append(prediction)
