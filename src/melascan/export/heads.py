@@ -112,10 +112,8 @@ def leave_one_source_out_fusion(inputs: np.ndarray, y: np.ndarray, sources: np.n
 def fusion_verdict(comparison: dict, margin: float = FUSION_MARGIN) -> str:
     """``"fusion"`` when the leave-one-source-out fusion beats the network's mean per-source
     validation ROC-AUC by more than ``margin`` (else ``"network"``: a tie keeps the simpler)."""
-    loso = comparison.get("fusion_loso")
-    if loso is None:
-        return "fusion" if comparison["fusion_cv"]["mean"] - comparison["network"]["mean"] > margin else "network"
-    return "fusion" if loso["mean"] - comparison["network"]["mean"] > margin else "network"
+    fused = comparison.get("fusion_loso") or comparison["fusion_cv"]  # one source: in-source CV only
+    return "fusion" if fused["mean"] - comparison["network"]["mean"] > margin else "network"
 
 
 def _sample_train(manifest: Manifest, n: int, seed: int) -> list:
