@@ -4,7 +4,6 @@ the re-check reminder (each in English and Korean)."""
 from __future__ import annotations
 
 import dataclasses
-
 import io
 import re
 from datetime import datetime, timedelta, timezone
