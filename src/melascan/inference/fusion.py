@@ -4,8 +4,9 @@ On images from other dermatoscopes the classical lesion measurements (asymmetry,
 border, colours...) rank melanomas about as well as a network trained on a few
 sources, and their errors differ; a logistic regression on both is fitted on the
 validation images (source-balanced weights) and shipped in the model card
-(``card["fusion"]``). ``predict``, ``analyze`` and the web app all apply it through
-``melascan.inference.screening``.
+(``card["fusion"]``) when it passes the leave-one-source-out check of
+``melascan.export.heads``. ``predict``, ``analyze`` and the web app all apply it through
+``Classifier.fuse``.
 
 Arrays in, numbers out; the inputs are the network's logit difference and
 ``LesionAnalysis.to_dict()`` of ``melascan.lesion``. Without a lesion the lesion
