@@ -12,7 +12,7 @@ One analysis of a 300x300 JPEG from ``src/melascan/assets/samples`` (cycling thr
 | decode   | ``melascan.imageio.load_rgb(bytes)``                 | ``PIL.Image.open(...).convert("RGB")`` + array |
 | classify | ``Classifier.default()`` (ONNX Runtime): pre-process, forward, calibrated P | torchvision Resize/ToTensor/Normalize, eager timm ``convnext_tiny`` 224 px, softmax |
 | segment  | ``analyze_lesion`` minus its ABCD steps (shrink, field of view, hair removal, segmentation, quality) | the same |
-| abcd     | ``analyze_lesion``'s A, B, C, D and TDS steps         | the same                                    |
+| abcd     | ``analyze_lesion``'s A, B, C, D, structures and TDS steps | the same                                |
 | heatmap  | CAM from the classify pass's features + ``heatmap_overlay`` | Grad-CAM (its own forward + backward on the last stage) + the same overlay |
 
 ``segment`` and ``abcd`` split one real ``analyze_lesion`` call: the ABCD functions it
@@ -42,8 +42,8 @@ import numpy as np
 from PIL import Image
 
 STAGES = ("decode", "classify", "segment", "abcd", "heatmap")
-#: The functions ``melascan.lesion.analysis.analyze_lesion`` calls for A, B, C, D and TDS.
-ABCD_STEPS = ("asymmetry", "diameter", "border", "ring", "colors", "tds")
+#: The functions ``melascan.lesion.analysis.analyze_lesion`` calls for A, B, C, D, the dermoscopic structures and TDS.
+ABCD_STEPS = ("asymmetry", "diameter", "border", "colors", "structures", "tds")
 GOAL_TOTAL_P50_MS = 50.0
 GOAL_SPEEDUP = 5.0
 
