@@ -98,3 +98,19 @@ def test_source_balanced_sampling_draws_every_source_and_class_equally():
     assert all(abs(n / 8000 - 0.25) < 0.03 for n in cells.values())
     uniform = make_train_sampler(labels, labels, weighted=False, seed=3, num_samples=300)
     assert len(list(uniform)) == 300  # a fixed number of samples per epoch without weighting too
+
+
+def test_train_sources_keep_only_those_sources_and_name_the_choices_when_none_match():
+    from melascan.data.manifest import Record
+    from melascan.errors import DataError
+    from melascan.training.config import load_config
+    from melascan.training.data import keep_sources
+
+    records = [Record(path=f"{s}/{i}.jpg", label="benign", split="train", md5=f"{s}{i}", width=8, height=8, source=s)
+               for s in ("ham10000", "melanoma-10k") for i in range(3)]
+    assert keep_sources(records, None) == records and keep_sources(records, []) == records
+    assert {r.source for r in keep_sources(records, ["ham10000"])} == {"ham10000"}
+    assert len(keep_sources(records, ["ham10000", " melanoma-10k"])) == 6
+    with pytest.raises(DataError, match=r"no training images from source\(s\) \['ph2'\].*'ham10000', 'melanoma-10k'"):
+        keep_sources(records, ["ph2"])
+    assert load_config(None, ["train_sources=ham10000"]).train_sources == ["ham10000"]

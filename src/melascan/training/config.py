@@ -48,6 +48,7 @@ class RunConfig:
     std: Optional[list[float]] = None
     color_constancy: Optional[str] = None  # null | shades_of_gray
     limit: Optional[int] = None  # use only N images per split (quick runs); null = all
+    train_sources: Optional[list[str]] = None  # train on these sources only (leave one out); val keeps all
     cache_dir: str = ".cache/melascan"  # decoded-pixel cache (.npy per split)
     # augmentation and sampling
     recipe: str = "C4"  # a name of recipes.RECIPES

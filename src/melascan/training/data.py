@@ -116,9 +116,25 @@ def build_cache(manifest: Manifest, split: str, records: list[Record], cfg) -> P
     return path
 
 
+def keep_sources(records: list[Record], sources: list[str] | None) -> list[Record]:
+    """The records of ``sources`` only (all of them when ``sources`` is empty or None)."""
+    if not sources:
+        return records
+    wanted = {s.strip() for s in sources}
+    kept = [r for r in records if r.source in wanted]
+    if not kept:
+        found = sorted({r.source for r in records})
+        raise DataError(f"no training images from source(s) {sorted(wanted)}; the manifest has {found}")
+    return kept
+
+
 def load_split(manifest: Manifest, split: str, cfg, *, build: bool = True) -> SplitData:
-    """The split's cached pixels (memory-mapped) and labels; builds the cache if ``build``."""
+    """The split's cached pixels (memory-mapped) and labels; builds the cache if ``build``.
+    The train split keeps only ``cfg.train_sources`` when set (validation keeps every source,
+    so the history shows how the run does on the sources it never trained on)."""
     records = select_records(manifest, split, cfg.limit, cfg.seed)
+    if split == "train":
+        records = keep_sources(records, cfg.train_sources)
     if build:
         path = build_cache(manifest, split, records, cfg)
     else:
