@@ -110,7 +110,8 @@ def test_train_sources_keep_only_those_sources_and_name_the_choices_when_none_ma
                for s in ("ham10000", "melanoma-10k") for i in range(3)]
     assert keep_sources(records, None) == records and keep_sources(records, []) == records
     assert {r.source for r in keep_sources(records, ["ham10000"])} == {"ham10000"}
-    assert len(keep_sources(records, ["ham10000", " melanoma-10k"])) == 6
+    assert len(keep_sources(records, ["ham10000", "melanoma-10k"])) == 6
     with pytest.raises(DataError, match=r"no training images from source\(s\) \['ph2'\].*'ham10000', 'melanoma-10k'"):
         keep_sources(records, ["ph2"])
     assert load_config(None, ["train_sources=ham10000"]).train_sources == ["ham10000"]
+    assert load_config(None, ["train_sources=ham10000, melanoma-10k"]).train_sources == ["ham10000", "melanoma-10k"]

@@ -156,7 +156,7 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
     if typing.get_origin(tp) is list:
         if isinstance(value, str):
             text = value.strip().strip("[]")
-            value = [v for v in text.split(",") if v.strip()]
+            value = [v.strip() for v in text.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise DataError(f"{key}: expected a list, got {value!r}")
         (inner,) = args

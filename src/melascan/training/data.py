@@ -120,7 +120,7 @@ def keep_sources(records: list[Record], sources: list[str] | None) -> list[Recor
     """The records of ``sources`` only (all of them when ``sources`` is empty or None)."""
     if not sources:
         return records
-    wanted = {s.strip() for s in sources}
+    wanted = set(sources)
     kept = [r for r in records if r.source in wanted]
     if not kept:
         found = sorted({r.source for r in records})
