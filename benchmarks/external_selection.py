@@ -40,8 +40,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    preds = {m: read_predictions(args.results / m / args.set / "predictions.csv") for m in args.model}
+    files = {m: args.results / m / args.set / "predictions.csv" for m in args.model}
+    missing = [str(f) for f in files.values() if not f.is_file()]
+    if missing:
+        parser.error(f"no predictions (run benchmarks/external_validation.py first): {', '.join(missing)}")
+    preds = {m: read_predictions(f) for m, f in files.items()}
     paths = sorted(set.intersection(*(set(p) for p in preds.values())))
+    if not paths:
+        parser.error("the models' predictions share no image")
     y = np.array([preds[args.model[0]][p][0] for p in paths])
     scores = {m: np.array([preds[m][p][1] for p in paths]) for m in args.model}
     out = cross_validated_selection(y, scores, n_folds=args.folds, n_repeats=args.repeats)
