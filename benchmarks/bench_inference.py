@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/bench_inference.py --sweep         # + threads/spinning/optimisation/int8/size variants
 
 Timings are of the model forward pass on a ready input tensor (ms per image at batch 1:
-p50/p95 over ``--iters`` runs after ``--warmup``; images/s at ``--batch``), plus the
+p50/p95 over ``--iters`` runs after ``--warmup``; images/s at ``--batch``), the classifier's
+logits on one ready input (all of the card's test-time views, averaged), plus the
 end-to-end ``Classifier.predict`` on a 300x300 RGB array (pre-processing included)
 and with CAM. PyTorch models have random weights: speed does not depend on them.
 ``torch.set_num_threads`` and onnxruntime's ``intra_op_num_threads`` get the same
@@ -180,6 +181,11 @@ def main() -> None:
 
     results["onnx"] = bench_ort(clf.session, size, args)
     print(line(f"ONNX runtime (Classifier, {clf.threads} threads)", results["onnx"]), flush=True)
+    x1 = np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32)
+    results["test_time_views"] = clf.test_time_views
+    results["classify"] = latency(lambda: clf.outputs(x1, ["logits"]), args.iters, args.warmup)
+    print(f"{f'Classifier logits ({clf.test_time_views} test-time views)':<44} p50 "
+          f"{results['classify']['p50_ms']:7.2f} ms  p95 {results['classify']['p95_ms']:7.2f} ms", flush=True)
     rgb = np.random.default_rng(2).integers(0, 256, (300, 300, 3), dtype=np.uint8)
     results["predict_end_to_end"] = latency(lambda: clf.predict(rgb), args.iters, args.warmup)
     results["predict_with_cam"] = latency(lambda: clf.predict(rgb, with_cam=True), args.iters, args.warmup)

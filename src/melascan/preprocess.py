@@ -1,8 +1,9 @@
 """Image pre-processing shared by training and inference (numpy + OpenCV, no torch).
 
 Training caches ``prepare_pixels`` output and augments it; inference applies
-``prepare_pixels`` then ``normalize``. Keeping both here is what guarantees that
-the served model sees exactly what it was trained on.
+``prepare_pixels`` then ``normalize`` (and, when a model card asks for test-time
+augmentation, averages the logits over ``tta_views``). Keeping both here is what
+guarantees that the served model sees exactly what it was trained on.
 """
 
 from __future__ import annotations
@@ -67,3 +68,34 @@ def normalize(
     x = rgb.astype(np.float32) / 255.0
     x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+
+
+#: How many test-time views ``tta_views`` can give: each count is a group of symmetries of the square.
+TTA_VIEW_COUNTS = (1, 2, 4, 8)
+
+
+def tta_view_count(tta: bool | int | None) -> int:
+    """The number of test-time views asked for: ``False``/``None``/0 -> 1 (none), ``True`` -> 8
+    (all symmetries of the square), or a count in ``TTA_VIEW_COUNTS``."""
+    if tta is None or tta is False:
+        return 1
+    if tta is True:
+        return 8
+    if int(tta) == 0:
+        return 1
+    if int(tta) not in TTA_VIEW_COUNTS:
+        raise ValueError(f"test-time views must be one of {TTA_VIEW_COUNTS}, got {tta!r}")
+    return int(tta)
+
+
+def tta_views(batch: np.ndarray, n: int = 8) -> list[np.ndarray]:
+    """The first ``n`` symmetries of the square of an ``N x C x H x W`` batch, in the order
+    identity, horizontal flip, rotation by 180 degrees, vertical flip, then the same four turned
+    by 90 degrees; the first 1, 2, 4 or 8 form a group, so their mean has no preferred
+    orientation. Dermoscopy has none, so every view is a valid image."""
+    n = tta_view_count(n)
+    views = []
+    for quarter_turns in (0, 2, 1, 3)[: max(1, n // 2)]:
+        turned = np.rot90(batch, quarter_turns, axes=(-2, -1))
+        views += [turned, turned[..., ::-1]]
+    return [np.ascontiguousarray(v) for v in views[:n]]

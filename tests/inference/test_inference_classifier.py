@@ -209,7 +209,8 @@ def test_default_model_is_embedded_and_consistent():
     assert 0 <= p.probability <= 1 and p.cam.shape == (224, 224)
 
 
-@pytest.mark.parametrize("field, value", [("color_constancy", "gray_world"), ("mean", [0.5, "x", 0.5])])
+@pytest.mark.parametrize("field, value", [("color_constancy", "gray_world"), ("mean", [0.5, "x", 0.5]),
+                                          ("test_time_views", 3), ("test_time_views", True)])
 def test_card_with_a_bad_input_field_is_refused_at_load(field, value):
     import copy
 

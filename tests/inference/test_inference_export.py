@@ -138,3 +138,36 @@ def test_export_notes_go_into_the_card_and_a_missing_file_is_a_clear_error(train
 
     assert main(["export", str(trained_run), "--out", str(tmp_path / "m2"), "--notes", str(tmp_path / "nope.md")]) == 2
     assert "notes file not found" in capsys.readouterr().err
+
+
+def test_export_with_tta_ships_the_views_and_their_calibration(trained_run, tmp_path, clf, capsys):
+    from melascan.cli import main
+    from melascan.inference import Classifier
+    from melascan.preprocess import tta_views
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    out = tmp_path / "model"
+    assert main(["export", str(run), "--out", str(out), "--tta", "--no-scope"]) == 2
+    assert "melascan evaluate" in capsys.readouterr().err and not out.exists()  # no TTA calibration yet
+
+    assert main(["evaluate", str(run), "--split", "test", "--tta", "2", "--bootstrap", "0"]) == 0
+    cal = json.loads((run / "calibration.json").read_text())
+    assert cal["tta"]["views"] == 2 and "--tta 2" in cal["command"]
+    assert main(["export", str(run), "--out", str(out), "--tta", "--no-scope"]) == 0
+    card = model_card.load_card(out)
+    assert card["input"]["test_time_views"] == 2 and model_card.test_time_views(card) == 2
+    assert card["calibration"]["temperature"] == pytest.approx(cal["tta"]["temperature"])
+    assert card["calibration"]["thresholds"] == pytest.approx(cal["tta"]["thresholds"])
+    assert card["export"]["pipeline_max_abs_diff_logits"] < 1e-4  # training's predict_logits(tta=2) vs runtime
+    assert "averaged over 2 symmetries" in (out / "model_card.md").read_text()
+
+    tta_clf = Classifier(out)
+    rgbs = [np.random.default_rng(1).integers(0, 256, (70, 90, 3), dtype=np.uint8) for _ in range(2)]
+    x = np.stack([clf.prepare(r) for r in rgbs])
+    logits, features = tta_clf.run(x)
+    plain = [clf.run(v)[0] for v in tta_views(x, 2)]
+    np.testing.assert_allclose(logits, np.mean(plain, axis=0), atol=1e-5)
+    np.testing.assert_allclose(features, clf.run(x)[1], atol=1e-5)  # CAM features: the image as it is
+    p = tta_clf.predict_rgbs(rgbs, with_cam=True)[0]
+    assert p.logits == pytest.approx(tuple(logits[0]), abs=1e-5) and p.cam.shape == (70, 90)

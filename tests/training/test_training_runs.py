@@ -9,8 +9,8 @@ import torch
 from melascan.data.manifest import read_manifest
 from melascan.errors import ModelError
 from melascan.imageio import load_rgb
-from melascan.preprocess import normalize, prepare_pixels
-from melascan.training.runs import load_run, predict_logits, tta_views
+from melascan.preprocess import normalize, prepare_pixels, tta_views
+from melascan.training.runs import load_run, predict_logits
 
 
 def test_load_run_restores_the_best_weights(trained_run):
@@ -51,3 +51,14 @@ def test_tta_is_the_mean_over_the_8_dihedral_views(trained_run):
     with torch.no_grad():
         expected = np.mean([model(torch.from_numpy(v)).numpy() for v in views], axis=0)
     np.testing.assert_allclose(tta, expected, atol=1e-4)
+
+
+def test_tta_with_fewer_views_is_the_mean_over_the_first_views(trained_run):
+    model, cfg = load_run(trained_run)
+    images = [load_rgb(p) for p in read_manifest(cfg.manifest).files("test")[:2]]
+    x = normalize(np.stack([prepare_pixels(a, cfg.image_size, cfg.color_constancy) for a in images]), cfg.mean, cfg.std)
+    with torch.no_grad():
+        per_view = [model(torch.from_numpy(v)).numpy() for v in tta_views(x, 8)]
+    for n in (2, 4):
+        np.testing.assert_allclose(predict_logits(model, cfg, images, tta=n), np.mean(per_view[:n], axis=0), atol=1e-4)
+    np.testing.assert_allclose(predict_logits(model, cfg, images, tta=1), per_view[0], atol=1e-5)

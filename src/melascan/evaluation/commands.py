@@ -24,7 +24,10 @@ def add_evaluate(parser: argparse.ArgumentParser) -> None:
                        help="score a labelled CSV: path,label, PH2's labels.csv or HAM10000's metadata "
                             "(images looked up beside the CSV and in its images/ folder); leakage-guarded too")
     parser.add_argument("--name", help="evaluation name, i.e. the folder eval/NAME (default: split or folder name)")
-    parser.add_argument("--tta", action="store_true", help="also score with test-time augmentation, beside plain")
+    parser.add_argument("--tta", nargs="?", type=int, const=8, default=0, metavar="VIEWS",
+                        help="also score with test-time augmentation, beside plain: the mean over VIEWS "
+                             "symmetries of the square (2, 4 or 8; default 8); `melascan export --tta` "
+                             "ships it with its own temperature and thresholds")
     parser.add_argument("--checkpoint", default="best",
                         help="checkpoint to load: best (default), last, epoch_010 ...")
     parser.add_argument("--batch-size", type=int, default=64, help="prediction batch size (default 64)")
@@ -50,6 +53,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise DataError("--limit must be >= 1")
     if args.bootstrap < 0:
         raise DataError("--bootstrap must be >= 0")
+    if args.tta not in (0, 2, 4, 8):
+        raise DataError(f"--tta takes 2, 4 or 8 views, got {args.tta}")
     if (Path(args.run) / "model_card.json").is_file():
         return _run_bundle(args)
     if args.out:

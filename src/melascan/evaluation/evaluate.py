@@ -31,6 +31,7 @@ from melascan.evaluation import metrics as M
 from melascan.evaluation.targets import (
     Target, csv_target, find_seen, folder_target, leakage_summary, split_hashes, split_target, used_paths,
 )
+from melascan.preprocess import tta_view_count
 from melascan.runfolder import RunFolder, safe_name, write_json
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ def command_line(run_dir, *, split, folder, name, tta, checkpoint, limit, n_boot
     if name:
         parts += ["--name", name]
     if tta:
-        parts.append("--tta")
+        parts += ["--tta"] + ([] if tta == 8 else [str(tta)])
     if checkpoint != "best":
         parts += ["--checkpoint", checkpoint]
     if limit:
@@ -235,7 +236,7 @@ def evaluate_run(
     split: str = "test",
     folder: str | Path | None = None,
     name: str | None = None,
-    tta: bool = False,
+    tta: bool | int = False,
     checkpoint: str = "best",
     batch_size: int = 64,
     limit: int | None = None,
@@ -259,7 +260,8 @@ def evaluate_run(
     max_distance = dedup.DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     model, cfg = load_run(run_dir, checkpoint=checkpoint)
     model.to(torch_device(device))
-    tta = bool(tta or getattr(cfg, "tta", False))
+    tta = tta_view_count(tta or getattr(cfg, "tta", False))  # views; 1 = plain only
+    tta = 0 if tta == 1 else tta
     manifest = run.manifest(cfg)
     val = split_target(manifest, "val", limit=limit)
     if not M.has_both_classes(val.labels):
@@ -289,7 +291,8 @@ def evaluate_run(
     def predict(t: Target, use_tta: bool) -> np.ndarray:
         what = f"{t.name}{' (TTA)' if use_tta else ''}"
         log.info("predicting %d images of %s...", len(t.paths), what)
-        return np.asarray(predict_logits(model, cfg, [str(p) for p in t.files()], tta=use_tta, batch_size=batch_size))
+        return np.asarray(predict_logits(model, cfg, [str(p) for p in t.files()], tta=tta if use_tta else 1,
+                                         batch_size=batch_size))
 
     val_logits, logits = predict(val, False), predict(target, False)
     tta_val_logits = tta_logits = None
@@ -305,7 +308,8 @@ def evaluate_run(
         "checkpoint": checkpoint,
         "model": getattr(cfg, "model", None),
         "image_size": getattr(cfg, "image_size", None),
-        "with_tta": tta,
+        "with_tta": bool(tta),
+        **({"tta_views": tta} if tta else {}),
         "calibrated_on": {"split": "val", "n": int(len(val.labels)), "n_malignant": int(val.labels.sum())},
         "command": command,
     }
@@ -327,7 +331,7 @@ def evaluate_run(
     )
     cal = {**result["calibration"], "checkpoint": checkpoint, "fitted_on": info["calibrated_on"], "command": command}
     if "tta_calibration" in result:
-        cal["tta"] = result["tta_calibration"]
+        cal["tta"] = {**result["tta_calibration"], "views": tta}
     if limit:  # a quick look on a subset must not replace the run's calibration
         log.info("--limit: calibration not saved (%s keeps the full-validation fit)", run.calibration_path(checkpoint))
     else:

@@ -253,9 +253,13 @@ def export_bundle(
     notes: str | None = None,
     opset: int = DEFAULT_OPSET,
     max_size_mb: float | None = DEFAULT_MAX_SIZE_MB,
+    test_time_views: int = 1,
 ) -> dict:
     """Export ``model`` into ``out_dir`` as ``<name>.onnx``, ``<name>_head.npz`` and the
     model card (json + md). Returns the card.
+
+    ``test_time_views`` > 1: the runtime averages the logits over that many symmetries of
+    the square (``preprocess.tta_views``); ``calibration`` must then be fitted on such logits.
 
     ``calibration`` is ``{"temperature", "thresholds": {"balanced", "screening"},
     "source"}``; when ``None`` the defaults (T=1, thresholds 0.5) are used and the card
@@ -306,6 +310,7 @@ def export_bundle(
             "mean": [float(v) for v in mean],
             "std": [float(v) for v in std],
             "color_constancy": color_constancy or None,
+            "test_time_views": int(test_time_views),
             "layout": "NCHW float32, (rgb/255 - mean) / std, after centre square crop and resize",
         },
         "outputs": {

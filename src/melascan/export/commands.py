@@ -24,6 +24,9 @@ def add_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fusion", action="store_true",
                         help="ship the fusion of the network with the lesion measurements (fitted on val); "
                              "without it the export still reports which of the two the validation rule prefers")
+    parser.add_argument("--tta", action="store_true",
+                        help="ship test-time augmentation: logits averaged over the views, temperature and "
+                             "thresholds of the run's `melascan evaluate --tta VIEWS`")
     parser.add_argument("--int8-images", type=int, default=128,
                         help="training images used to calibrate int8 ranges (default: %(default)s)")
 
@@ -40,12 +43,14 @@ def run_export(args: argparse.Namespace) -> int:
         notes = args.notes.read_text(encoding="utf-8").strip()
     options = ExportOptions(checkpoint=args.checkpoint, name=args.name, opset=args.opset or DEFAULT_OPSET,
                             max_size_mb=args.max_mb or None, int8=args.int8, int8_images=args.int8_images,
-                            scope=not args.no_scope, fusion=args.fusion, notes=notes)
+                            scope=not args.no_scope, fusion=args.fusion, tta=args.tta, notes=notes)
     result = export_run(args.run, args.out, options)
     card, heads = result.card, result.heads
     onnx = card["files"]["onnx"]
     print(f"exported {args.run} ({card['architecture']}, {card['input']['image_size']} px) to {args.out}/")
     print(f"  {onnx['name']}: {onnx['bytes'] / 1e6:.1f} MB, sha256 {onnx['sha256'][:16]}...")
+    if card["input"]["test_time_views"] > 1:
+        print(f"  test-time augmentation: logits averaged over {card['input']['test_time_views']} views")
     print(f"  ONNX vs PyTorch max |logits diff|: {card['export']['max_abs_diff_logits']:.3g}")
     print(f"  full pipeline (pre-processing + ONNX{' int8' if args.int8 else ''}) max |logits diff|: "
           f"{result.pipeline_max_abs_diff:.3g}")

@@ -40,6 +40,7 @@ class ExportOptions:
     int8_images: int = 128
     scope: bool = True
     fusion: bool = False
+    tta: bool = False  # ship the run's test-time augmentation (its views, temperature and thresholds)
     notes: str | None = None
 
 
@@ -52,12 +53,12 @@ class ExportResult:
 
 def pipeline_check(model, cfg, clf: Classifier) -> float:
     """Max |logits| difference between training's ``predict_logits`` and the exported
-    runtime on a few synthetic images (covers pre-processing and ONNX together)."""
+    runtime on a few synthetic images (covers pre-processing, test-time views and ONNX together)."""
     from melascan.training.runs import predict_logits
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((300, 300), (240, 320), (97, 64))]
-    ref = np.asarray(predict_logits(model, cfg, images, tta=False, batch_size=4), dtype=np.float64)
+    ref = np.asarray(predict_logits(model, cfg, images, tta=clf.test_time_views, batch_size=4), dtype=np.float64)
     got = np.stack([p.logits for p in clf.predict_rgbs(images)])
     return float(np.abs(ref - got).max())
 
@@ -108,12 +109,13 @@ def export_run(run_dir: str | Path, out_dir: str | Path, options: ExportOptions 
     if not run.path.is_dir():
         raise DataError(f"run folder not found: {run.path}")
     model, cfg = load_run(run.path, checkpoint=options.checkpoint)  # cfg.mean/std are always set
-    calibration = runinfo.read_calibration(run.path, options.checkpoint)
+    calibration = runinfo.read_calibration(run.path, options.checkpoint, tta=options.tta)
     if calibration is None:
         log.warning("WARNING: %s has no calibration file: exporting with T = 1 and thresholds 0.5 "
                     "(run `melascan evaluate %s` first for calibrated probabilities)", run.path, run.path)
+    views = calibration["views"] if options.tta else 1
     warnings = []
-    if cfg.tta:
+    if cfg.tta and not options.tta:
         warnings.append("The run was evaluated with test-time augmentation; this model runs "
                         "without it and uses the plain (non-TTA) calibration.")
     manifest = run.manifest(cfg)
@@ -124,7 +126,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, options: ExportOptions 
             color_constancy=cfg.color_constancy, status="trained", name=options.name, architecture=cfg.model,
             calibration=calibration, training=runinfo.read_training(run.path, options.checkpoint),
             metrics=runinfo.read_metrics(run.path, options.checkpoint), warnings=warnings, notes=options.notes,
-            opset=options.opset, max_size_mb=options.max_size_mb,
+            opset=options.opset, max_size_mb=options.max_size_mb, test_time_views=views,
         )
         if options.int8:
             work_int8 = Path(scratch) / "int8"

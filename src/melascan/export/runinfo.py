@@ -11,19 +11,30 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from melascan.errors import DataError
 from melascan.runfolder import RunFolder, read_json
 
 log = logging.getLogger(__name__)
 
 
-def read_calibration(run_dir: str | Path, checkpoint: str = "best") -> dict | None:
+def read_calibration(run_dir: str | Path, checkpoint: str = "best", *, tta: bool = False) -> dict | None:
     """The card's calibration block: ``temperature``, ``thresholds``, ``source`` and how it
-    was fitted (``fitted_on``, ``command``); ``None`` when the checkpoint was not evaluated."""
+    was fitted (``fitted_on``, ``command``); ``None`` when the checkpoint was not evaluated.
+    With ``tta`` the block fitted on test-time-augmented logits (``melascan evaluate --tta``),
+    with its ``views``; a ``DataError`` when there is none."""
     cal = RunFolder(run_dir).read_calibration(checkpoint)
-    if cal is None:
+    if cal is None and not tta:
         return None
     keep = ("temperature", "thresholds", "source", "fitted_on", "command")
-    return {k: cal.get(k) for k in keep}
+    if not tta:
+        return {k: cal.get(k) for k in keep}
+    block = (cal or {}).get("tta")
+    if not isinstance(block, dict) or "temperature" not in block or "thresholds" not in block:
+        raise DataError(f"{run_dir}: no test-time-augmented calibration for checkpoint {checkpoint!r}; "
+                        f"run `melascan evaluate {run_dir} --tta VIEWS` first")
+    return {**{k: cal.get(k) for k in keep}, "temperature": float(block["temperature"]),
+            "thresholds": {k: float(block["thresholds"][k]) for k in ("balanced", "screening")},
+            "views": int(block.get("views", 8))}  # files written before views were recorded used 8
 
 
 def _get(tree: Any, *keys: str) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from melascan.errors import ModelError
+from melascan.preprocess import TTA_VIEW_COUNTS
 from melascan.serialization import file_sha256
 
 CARD_FILE = "model_card.json"
@@ -75,6 +76,9 @@ def validate_card(card: dict, source: str = "model card") -> dict:
             raise ModelError("input.std must be positive")
         if _require(card, "input.color_constancy") not in (None, "", "none", "shades_of_gray"):
             raise ModelError(f"unknown input.color_constancy {card['input']['color_constancy']!r}")
+        views = card["input"].get("test_time_views", 1)
+        if views not in TTA_VIEW_COUNTS or isinstance(views, bool):
+            raise ModelError(f"input.test_time_views must be one of {TTA_VIEW_COUNTS}, got {views!r}")
         temperature = _require(card, "calibration.temperature")
         if not (isinstance(temperature, (int, float)) and temperature > 0):
             raise ModelError(f"calibration.temperature must be > 0, got {temperature!r}")
@@ -103,6 +107,13 @@ def load_card(model_dir: str | Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: not a readable JSON model card ({exc})") from None
     return validate_card(card, str(path))
+
+
+def test_time_views(card: dict) -> int:
+    """How many symmetries of the square the network's logits are averaged over
+    (``preprocess.tta_views``; 1 = the image as it is). Temperature and thresholds were fitted
+    on logits averaged the same way."""
+    return int(card["input"].get("test_time_views", 1))
 
 
 def decision_thresholds(card: dict) -> dict[str, float]:
@@ -180,6 +191,12 @@ def _metrics_table(metrics: dict) -> list[str]:
     return lines
 
 
+def _views_text(views: int) -> str:
+    if views == 1:
+        return "none"
+    return f"logits averaged over {views} symmetries of the square (preprocess.tta_views)"
+
+
 def card_markdown(card: dict) -> str:
     """A readable rendering of the card (``model_card.md``)."""
     inp, cal, exp = card["input"], card["calibration"], card.get("export", {})
@@ -202,6 +219,7 @@ def card_markdown(card: dict) -> str:
         f"| input | {inp['image_size']} x {inp['image_size']} RGB, centre square crop |",
         f"| mean / std (0-1 scale) | {_fmt(inp['mean'])} / {_fmt(inp['std'])} |",
         f"| colour constancy | {inp['color_constancy'] or 'none'} |",
+        f"| test-time augmentation | {_views_text(test_time_views(card))} |",
         f"| temperature T | {_fmt(cal['temperature'])} |",
         f"| threshold balanced{alone} | {_fmt(cal['thresholds']['balanced'])} |",
         f"| threshold screening{alone} | {_fmt(cal['thresholds']['screening'])} |",

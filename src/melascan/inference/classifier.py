@@ -12,7 +12,8 @@ runs ``melascan.lesion.analyze_lesion`` unless the caller passes the analysis it
 
 Pre-processing is the training pipeline's, parameterised by the card:
 ``imageio.load_rgb`` -> ``preprocess.prepare_pixels(rgb, size, color_constancy)`` ->
-``preprocess.normalize(mean, std)``. P(melanoma) = softmax(logits / T)[1].
+``preprocess.normalize(mean, std)``. P(melanoma) = softmax(logits / T)[1], the logits
+averaged over ``input.test_time_views`` symmetries of the square when the card asks for them.
 
 One ``Classifier`` may be shared by threads (Flask): its state is read-only after
 construction and ``onnxruntime.InferenceSession.run`` is thread-safe.
@@ -38,6 +39,7 @@ from melascan.inference import card as model_card
 from melascan.inference import fusion as fusion_mod
 from melascan.inference.cam import cam_to_image, class_activation_map
 from melascan.inference.scope import ScopeModel, colour_statistics
+from melascan.preprocess import tta_views
 
 #: Threads for one inference (``intra_op_num_threads``). On the 2-core target a second
 #: thread did not lower batch-1 latency and cut batched throughput (docs/inference.md),
@@ -173,6 +175,7 @@ class Classifier:
         self.mean: tuple[float, ...] = tuple(inp["mean"])
         self.std: tuple[float, ...] = tuple(inp["std"])
         self.color_constancy: str | None = inp["color_constancy"]
+        self.test_time_views: int = model_card.test_time_views(self.card)
         self.temperature: float = float(self.card["calibration"]["temperature"])
         self.thresholds: dict[str, float] = {
             k: float(v) for k, v in self.card["calibration"]["thresholds"].items()
@@ -263,13 +266,22 @@ class Classifier:
 
     # --------------------------------------------------------------- inference
     def outputs(self, batch: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
-        """The named ONNX outputs (``logits``, ``features``, ``embedding``) for a ``(N, 3, S, S)`` batch."""
-        return self.session.run(list(names), {self.card["input"]["name"]: np.ascontiguousarray(batch, np.float32)})
+        """The named ONNX outputs (``logits``, ``features``, ``embedding``) for a ``(N, 3, S, S)`` batch.
+        With test-time views in the card, ``logits`` is their mean (one run over all views);
+        ``features`` and ``embedding`` are always the image's own (CAM and scope see it as it is)."""
+        names = list(names)
+        feed = np.ascontiguousarray(batch, np.float32)
+        if self.test_time_views == 1 or "logits" not in names:
+            return self.session.run(names, {self.card["input"]["name"]: feed})
+        n = len(feed)
+        out = self.session.run(names, {self.card["input"]["name"]: np.concatenate(tta_views(feed, self.test_time_views))})
+        return [o.reshape(self.test_time_views, n, *o.shape[1:]).mean(axis=0) if name == "logits" else o[:n]
+                for name, o in zip(names, out)]
 
     def run(self, batch: np.ndarray, *, with_features: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """Raw model: ``(N, 3, S, S)`` float32 -> ``(logits (N, 2), features (N, C, h, w) | None)``."""
-        names = ["logits", "features"] if with_features else ["logits"]
-        out = self.session.run(names, {self.card["input"]["name"]: np.ascontiguousarray(batch, np.float32)})
+        """Raw model: ``(N, 3, S, S)`` float32 -> ``(logits (N, 2), features (N, C, h, w) | None)``
+        (logits averaged over the card's test-time views, as ``outputs``)."""
+        out = self.outputs(batch, ["logits", "features"] if with_features else ["logits"])
         return out[0], (out[1] if with_features else None)
 
     def prediction_from_logits(self, logits: np.ndarray, cam: np.ndarray | None = None,
@@ -379,6 +391,7 @@ class Classifier:
             "status": self.status,
             "architecture": self.card.get("architecture"),
             "image_size": self.image_size,
+            "test_time_views": self.test_time_views,
             "temperature": self.temperature,
             "thresholds": dict(self.thresholds),
             "sha256": self.card["files"]["onnx"]["sha256"],

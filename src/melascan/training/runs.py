@@ -3,10 +3,10 @@
 Pre-processing is the inference one: ``preprocess.prepare_pixels(rgb, cfg.image_size,
 cfg.color_constancy)`` then ``preprocess.normalize(x, cfg.mean, cfg.std)``.
 
-Test-time augmentation (``tta=True``) runs each image through the 8 symmetries of
-the square (identity, 3 rotations by 90 degrees, and the horizontal flip of each)
-and returns the **mean of the 8 logit vectors**; costs 8x the plain prediction.
-Dermoscopy has no canonical orientation, so all 8 views are valid images.
+Test-time augmentation (``tta=True``, or a view count 2/4/8) runs each image through
+symmetries of the square (``preprocess.tta_views``: 8 for ``True``) and returns the **mean
+of the logit vectors**; costs that many times the plain prediction. An exported model
+with ``input.test_time_views`` does the same (``inference.classifier``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from melascan.errors import DataError, ModelError
 from melascan.imageio import load_rgb
-from melascan.preprocess import normalize, prepare_pixels
+from melascan.preprocess import normalize, prepare_pixels, tta_view_count, tta_views
 from melascan.runfolder import RunFolder
 from melascan.training.config import RunConfig
 from melascan.training.models import build_model
@@ -48,15 +48,6 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[torch.nn.Mo
     return model.eval(), cfg
 
 
-def tta_views(batch: np.ndarray) -> list[np.ndarray]:
-    """The 8 dihedral views of an ``N x 3 x H x W`` batch (rotations by 90 degrees, with and without flip)."""
-    views = []
-    for flip in (False, True):
-        base = batch[..., ::-1] if flip else batch
-        views.extend(np.rot90(base, k, axes=(-2, -1)) for k in range(4))
-    return [np.ascontiguousarray(v) for v in views]
-
-
 def _prepared(image: ImageInput, cfg: RunConfig) -> np.ndarray:
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -69,10 +60,10 @@ def _prepared(image: ImageInput, cfg: RunConfig) -> np.ndarray:
 
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, cfg: RunConfig, images: Sequence[ImageInput], *,
-                   tta: bool = False, batch_size: int = 64) -> np.ndarray:
+                   tta: bool | int = False, batch_size: int = 64) -> np.ndarray:
     """``(N, 2)`` float32 logits (benign, malignant) for image paths or uint8 RGB arrays.
 
-    With ``tta`` the logits are the mean over the 8 dihedral views (see module doc).
+    With ``tta`` the logits are the mean over ``tta_views`` (8 for ``True``; see module doc).
     The model runs on the device its parameters are on.
     """
     model.eval()
@@ -81,7 +72,7 @@ def predict_logits(model: torch.nn.Module, cfg: RunConfig, images: Sequence[Imag
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         batch = normalize(np.stack([_prepared(img, cfg) for img in chunk]), cfg.mean, cfg.std)
-        views = tta_views(batch) if tta else [batch]
+        views = tta_views(batch, tta_view_count(tta))
         logits = sum(model(torch.from_numpy(v).to(device)).float().cpu().numpy() for v in views) / len(views)
         out[start : start + len(chunk)] = logits
     return out
