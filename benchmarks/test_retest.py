@@ -98,7 +98,8 @@ def main() -> None:
         "what": "absolute change of each measurement between an image and the same image re-captured "
                 "slightly differently; band = 95th percentile (diameter: relative change)",
         "changes": list(CHANGES), "images": len(picked), "source": f"{args.manifest} test split, seed {args.seed}",
-        "model_onnx_sha256": clf.card["files"]["onnx"]["sha256"], "measured": time.strftime("%Y-%m-%d %H:%M"),
+        "model_onnx_sha256": clf.card["files"]["onnx"]["sha256"], "model_test_time_views": clf.test_time_views,
+        "measured": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {platform.python_version()}", "seconds": round(time.time() - start, 1),
         "bands": {m: round(float(np.percentile(v, 95)), 4) for m, v in diffs.items() if v},
         "medians": {m: round(float(np.median(v)), 4) for m, v in diffs.items() if v},

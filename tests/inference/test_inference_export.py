@@ -160,6 +160,9 @@ def test_export_with_tta_ships_the_views_and_their_calibration(trained_run, tmp_
     assert card["calibration"]["temperature"] == pytest.approx(cal["tta"]["temperature"])
     assert card["calibration"]["thresholds"] == pytest.approx(cal["tta"]["thresholds"])
     assert card["export"]["pipeline_max_abs_diff_logits"] < 1e-4  # training's predict_logits(tta=2) vs runtime
+    test = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    assert test["tta_views"] == 2  # the card's numbers are the two-view ones
+    assert card["metrics"]["test"]["roc_auc"] == pytest.approx(test["tta"]["ranking"]["roc_auc"])
     assert "averaged over 2 symmetries" in (out / "model_card.md").read_text()
 
     tta_clf = Classifier(out)

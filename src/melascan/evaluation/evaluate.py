@@ -260,8 +260,7 @@ def evaluate_run(
     max_distance = dedup.DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     model, cfg = load_run(run_dir, checkpoint=checkpoint)
     model.to(torch_device(device))
-    tta = tta_view_count(tta or getattr(cfg, "tta", False))  # views; 1 = plain only
-    tta = 0 if tta == 1 else tta
+    views = tta_view_count(tta or getattr(cfg, "tta", False))  # test-time views; 1 = plain only
     manifest = run.manifest(cfg)
     val = split_target(manifest, "val", limit=limit)
     if not M.has_both_classes(val.labels):
@@ -288,19 +287,18 @@ def evaluate_run(
         log.info("leakage guard: %d of %d images also in the run's train/val split", leaked.sum(), len(leaked))
     target.name = run.eval_name(target.name, checkpoint)
 
-    def predict(t: Target, use_tta: bool) -> np.ndarray:
-        what = f"{t.name}{' (TTA)' if use_tta else ''}"
+    def predict(t: Target, n_views: int) -> np.ndarray:
+        what = f"{t.name}{f' ({n_views} test-time views)' if n_views > 1 else ''}"
         log.info("predicting %d images of %s...", len(t.paths), what)
-        return np.asarray(predict_logits(model, cfg, [str(p) for p in t.files()], tta=tta if use_tta else 1,
-                                         batch_size=batch_size))
+        return np.asarray(predict_logits(model, cfg, [str(p) for p in t.files()], tta=n_views, batch_size=batch_size))
 
-    val_logits, logits = predict(val, False), predict(target, False)
+    val_logits, logits = predict(val, 1), predict(target, 1)
     tta_val_logits = tta_logits = None
-    if tta:
-        tta_val_logits, tta_logits = predict(val, True), predict(target, True)
+    if views > 1:
+        tta_val_logits, tta_logits = predict(val, views), predict(target, views)
 
     command = command_line(
-        run_dir, split=split, folder=folder, name=name, tta=tta, checkpoint=checkpoint,
+        run_dir, split=split, folder=folder, name=name, tta=views if views > 1 else 0, checkpoint=checkpoint,
         limit=limit, n_bootstrap=n_bootstrap, seed=seed, max_distance=max_distance, csv_file=csv_file,
     )
     info = {
@@ -308,8 +306,8 @@ def evaluate_run(
         "checkpoint": checkpoint,
         "model": getattr(cfg, "model", None),
         "image_size": getattr(cfg, "image_size", None),
-        "with_tta": bool(tta),
-        **({"tta_views": tta} if tta else {}),
+        "with_tta": views > 1,
+        **({"tta_views": views} if views > 1 else {}),
         "calibrated_on": {"split": "val", "n": int(len(val.labels)), "n_malignant": int(val.labels.sum())},
         "command": command,
     }
@@ -331,7 +329,7 @@ def evaluate_run(
     )
     cal = {**result["calibration"], "checkpoint": checkpoint, "fitted_on": info["calibrated_on"], "command": command}
     if "tta_calibration" in result:
-        cal["tta"] = {**result["tta_calibration"], "views": tta}
+        cal["tta"] = {**result["tta_calibration"], "views": views}
     if limit:  # a quick look on a subset must not replace the run's calibration
         log.info("--limit: calibration not saved (%s keeps the full-validation fit)", run.calibration_path(checkpoint))
     else:

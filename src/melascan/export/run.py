@@ -125,7 +125,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, options: ExportOptions 
             model, work, image_size=cfg.image_size, mean=cfg.mean, std=cfg.std,
             color_constancy=cfg.color_constancy, status="trained", name=options.name, architecture=cfg.model,
             calibration=calibration, training=runinfo.read_training(run.path, options.checkpoint),
-            metrics=runinfo.read_metrics(run.path, options.checkpoint), warnings=warnings, notes=options.notes,
+            metrics=runinfo.read_metrics(run.path, options.checkpoint, views), warnings=warnings, notes=options.notes,
             opset=options.opset, max_size_mb=options.max_size_mb, test_time_views=views,
         )
         if options.int8:

@@ -46,7 +46,7 @@ def _get(tree: Any, *keys: str) -> Any:
 
 
 def _scores(block: Any) -> dict[str, Any]:
-    """Headline numbers of one ``score()`` block of metrics.json (plain, not TTA)."""
+    """Headline numbers of one ``score()`` block of metrics.json."""
     out = {
         "roc_auc": _get(block, "ranking", "roc_auc"),
         "roc_auc_ci": _get(block, "ranking", "roc_auc_ci"),
@@ -60,19 +60,20 @@ def _scores(block: Any) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def summarize_metrics(metrics: dict, source: str | None = None) -> dict[str, Any]:
+def summarize_metrics(metrics: dict, source: str | None = None, variant: str = "plain") -> dict[str, Any]:
     """The card's summary of one ``eval/<name>/metrics.json``: image counts, ROC-AUC,
     sensitivity/specificity at both thresholds, and the same without leaked images
-    (the overlap with training) when the evaluation measured them."""
+    (the overlap with training) when the evaluation measured them; of the ``variant``
+    ``"plain"`` or ``"tta"`` (test-time augmentation)."""
     summary: dict[str, Any] = {
         "n_images": metrics.get("n_images"),
         "n_malignant": metrics.get("n_malignant"),
-        **_scores(metrics.get("plain")),
+        **_scores(metrics.get(variant)),
     }
     clean = metrics.get("without_leaked")
     if isinstance(clean, dict):
         summary["n_images_without_leaked"] = clean.get("n_images")
-        summary.update({f"{k}_without_leaked": v for k, v in _scores(clean.get("plain")).items()})
+        summary.update({f"{k}_without_leaked": v for k, v in _scores(clean.get(variant)).items()})
     leakage = metrics.get("leakage")
     if isinstance(leakage, dict):
         summary["leakage"] = {k: v for k, v in leakage.items() if not isinstance(v, (list, dict))}
@@ -81,13 +82,19 @@ def summarize_metrics(metrics: dict, source: str | None = None) -> dict[str, Any
     return {k: v for k, v in summary.items() if v is not None}
 
 
-def read_metrics(run_dir: str | Path, checkpoint: str = "best") -> dict[str, dict]:
-    """Summaries of every ``eval/<name>/metrics.json`` of this checkpoint, by name."""
+def read_metrics(run_dir: str | Path, checkpoint: str = "best", views: int = 1) -> dict[str, dict]:
+    """Summaries of every ``eval/<name>/metrics.json`` of this checkpoint, by name: the plain
+    scores, or with ``views`` > 1 the test-time-augmented ones of the evaluations made with
+    that many views (the others do not describe such a model and are left out)."""
     found: dict[str, dict] = {}
     for name, folder in RunFolder(run_dir).evaluations(checkpoint).items():
         metrics = read_json(folder / "metrics.json")
-        if metrics is not None:
+        if metrics is None:
+            continue
+        if views == 1:
             found[name] = summarize_metrics(metrics, str(folder / "metrics.json"))
+        elif metrics.get("with_tta") and metrics.get("tta_views", 8) == views:  # 8: before views were recorded
+            found[name] = summarize_metrics(metrics, str(folder / "metrics.json"), variant="tta")
     return found
 
 

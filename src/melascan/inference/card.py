@@ -231,7 +231,9 @@ def card_markdown(card: dict) -> str:
         f"| ONNX vs PyTorch max abs diff (features) | {_fmt(exp.get('max_abs_diff_features'))} |",
         f"| created | {card.get('created')} |",
         "",
-        "P(melanoma) = softmax(logits / T)[1]; a label is `malignant` when P >= the threshold.",
+        "P(melanoma) = softmax(logits / T)[1]"
+        + ("" if test_time_views(card) == 1 else ", the logits averaged over the test-time views")
+        + "; a label is `malignant` when P >= the threshold.",
         "",
     ]
     int8 = exp.get("int8")
