@@ -64,6 +64,8 @@ def test_train_then_evaluate(dataset, make_dataset, capsys):
 def test_evaluate_errors_are_clean(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope")]) == 2
     assert "run folder not found" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "nope"), "--tta", "3"]) == 2
+    assert "--tta: test-time views must be one of (1, 2, 4, 8)" in capsys.readouterr().err
 
 
 def test_leakage_guard_counts_only_images_a_limited_run_used(dataset):

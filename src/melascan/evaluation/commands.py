@@ -48,13 +48,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from melascan.errors import DataError
     from melascan.evaluation.evaluate import evaluate_run
     from melascan.evaluation.report import fmt, fmt_ci
+    from melascan.preprocess import tta_view_count
 
     if args.limit is not None and args.limit < 1:
         raise DataError("--limit must be >= 1")
     if args.bootstrap < 0:
         raise DataError("--bootstrap must be >= 0")
-    if args.tta not in (0, 2, 4, 8):
-        raise DataError(f"--tta takes 2, 4 or 8 views, got {args.tta}")
+    try:
+        tta_view_count(args.tta)
+    except ValueError as exc:
+        raise DataError(f"--tta: {exc}") from None
     if (Path(args.run) / "model_card.json").is_file():
         return _run_bundle(args)
     if args.out:
