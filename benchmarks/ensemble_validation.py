@@ -1,0 +1,64 @@
+"""Would an ensemble of trained runs rank better? Validation ROC-AUC by source, each run and their mean.
+
+    .venv/bin/python benchmarks/ensemble_validation.py --run runs/ms_lite0_224ft --run runs/ms_lite1_192ft \
+        --tta 2 --out docs/external_validation/ensemble_validation.json
+
+Scores the validation split of the first run's manifest (reads ../shared/data through it) with each
+run's best checkpoint (``predict_logits``, its own image size and pre-processing, ``--tta`` views),
+and the ensemble that averages the runs' malignant-minus-benign logits. Validation only: the
+mean over sources of the per-source ROC-AUC is what the candidate rule of docs/model.md compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy.special import expit
+
+from melascan.evaluation.metrics import roc_auc
+from melascan.runfolder import RunFolder
+from melascan.training.runs import load_run, predict_logits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="append", required=True, help="run folder (give two or more)")
+    parser.add_argument("--tta", type=int, default=1, help="test-time views for every run (1, 2, 4, 8)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    manifest = RunFolder(args.run[0]).manifest()
+    for run in args.run[1:]:  # every run must have been validated on these very images
+        if RunFolder(run).manifest().sha256() != manifest.sha256():
+            raise SystemExit(f"{run} was trained on another manifest than {args.run[0]}")
+    records = manifest.subset("val")
+    y = np.array([r.label_id for r in records])
+    sources = np.array([r.source for r in records])
+    files = [str(manifest.source_root / r.path) for r in records]
+
+    margins = {}
+    for run in args.run:
+        model, cfg = load_run(run)
+        z = predict_logits(model, cfg, files, tta=args.tta)
+        margins[run] = z[:, 1] - z[:, 0]
+    margins["ensemble (mean logit)"] = np.mean([margins[r] for r in args.run], axis=0)
+
+    results = {}
+    for name, m in margins.items():
+        by_source = {s: roc_auc(y[sources == s], expit(m[sources == s])) for s in sorted(set(sources))}
+        results[name] = {"by_source": by_source, "mean": float(np.mean(list(by_source.values())))}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"runs": args.run, "tta_views": args.tta, "split": "val", "n_images": len(y),
+                                    "results": results}, indent=2) + "\n")
+    names = sorted(set(sources))
+    print("| model | " + " | ".join(names) + " | mean |")
+    print("|---" * (len(names) + 2) + "|")
+    for name, r in results.items():
+        print(f"| {name} | " + " | ".join(f"{r['by_source'][s]:.4f}" for s in names) + f" | {r['mean']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
