@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit
 
-from melascan.evaluation.metrics import roc_auc
+from melascan.evaluation.metrics import per_source_roc_auc
 from melascan.runfolder import RunFolder
 from melascan.training.runs import load_run, predict_logits
 
@@ -48,8 +48,8 @@ def main() -> None:
 
     results = {}
     for name, m in margins.items():
-        by_source = {s: roc_auc(y[sources == s], expit(m[sources == s])) for s in sorted(set(sources))}
-        results[name] = {"by_source": by_source, "mean": float(np.mean(list(by_source.values())))}
+        by_source = per_source_roc_auc(y, expit(m), sources)
+        results[name] = {"mean": by_source.pop("mean"), "by_source": by_source}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"runs": args.run, "tta_views": args.tta, "split": "val", "n_images": len(y),
                                     "results": results}, indent=2) + "\n")

@@ -21,7 +21,7 @@ import numpy as np
 from robustness import probabilities
 
 from melascan.data.manifest import read_manifest
-from melascan.evaluation.metrics import roc_auc
+from melascan.evaluation.metrics import per_source_roc_auc
 from melascan.evaluation.shift import SHIFTS
 from melascan.imageio import load_rgb
 from melascan.inference import Classifier
@@ -40,7 +40,6 @@ def main() -> None:
     rgbs = [load_rgb(manifest.source_root / r.path) for r in records]
     y = np.array([r.label_id for r in records])
     sources = np.array([r.source for r in records])
-    names = sorted(set(sources))
     shifts = {"plain": None, **SHIFTS}
 
     results: dict[str, dict] = {}
@@ -50,8 +49,8 @@ def main() -> None:
         results[model] = {}
         for shift, fn in shifts.items():
             prob = probabilities(clf, rgbs if fn is None else [fn(rgb) for rgb in rgbs])
-            by_source = {s: roc_auc(y[sources == s], prob[sources == s]) for s in names}
-            results[model][shift] = {"by_source": by_source, "mean": float(np.mean(list(by_source.values())))}
+            by_source = per_source_roc_auc(y, prob, sources)
+            results[model][shift] = {"mean": by_source.pop("mean"), "by_source": by_source}
             print(f"{model} {shift}: {json.dumps(results[model][shift])}", flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -129,3 +129,12 @@ def test_one_class_gives_nan_not_an_error():
 def test_bad_inputs_raise(y, p):
     with pytest.raises(ValueError):
         M.roc_auc(y, p)
+
+
+def test_per_source_roc_auc_counts_each_source_the_same():
+    y = np.array([0, 1, 0, 1, 0, 0, 1, 1])
+    p = np.array([0.1, 0.9, 0.2, 0.8, 0.6, 0.7, 0.3, 0.4])  # a: perfect, b: all wrong
+    src = np.array(["a"] * 4 + ["b"] * 4)
+    assert M.per_source_roc_auc(y, p, src) == {"a": 1.0, "b": 0.0, "mean": 0.5}
+    with pytest.raises(ValueError):
+        M.per_source_roc_auc(y, p + 1, src)

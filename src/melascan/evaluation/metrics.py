@@ -97,6 +97,16 @@ def roc_auc(y_true, prob) -> float:
     return float(skm.roc_auc_score(y, p)) if has_both_classes(y) else float("nan")
 
 
+def per_source_roc_auc(y_true, prob, sources) -> dict[str, float]:
+    """ROC-AUC within each source (``{source: auc}``, sorted) and ``"mean"``, their mean: the
+    number the project's candidate rules compare, each source counting the same."""
+    y, p = check_inputs(y_true, prob)
+    sources = np.asarray(sources)
+    out = {str(s): roc_auc(y[sources == s], p[sources == s]) for s in np.unique(sources)}
+    out["mean"] = float(np.mean(list(out.values())))
+    return out
+
+
 def pr_auc(y_true, prob) -> float:
     """Area under the precision-recall curve as average precision (step-wise, no
     interpolation); NaN without a malignant case."""
