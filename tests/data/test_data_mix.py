@@ -89,6 +89,8 @@ def test_mix_keeps_seed_test_splits_lesions_and_one_copy(mix_inputs, tmp_path):
     for path, r in by_path.items():
         if r.source == "ham10000":
             assert r.label == ("malignant" if dx_of[path] == "mel" else "benign")
+        assert r.diagnosis == (dx_of[path] if r.source == "ham10000" else "")  # the source's own diagnosis
+    assert (out / "manifest.csv").read_text().splitlines()[0] == "path,label,split,md5,width,height,source,diagnosis"
     assert summary["licences"]["ham10000"] == "CC BY-NC-SA 4.0"
     # evaluation CSVs list HAM-resolution files of the val/test lesions
     for split in ("val", "test"):

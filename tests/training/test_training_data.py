@@ -100,6 +100,41 @@ def test_source_balanced_sampling_draws_every_source_and_class_equally():
     assert len(list(uniform)) == 300  # a fixed number of samples per epoch without weighting too
 
 
+def test_diagnosis_balance_shares_a_cells_draws_between_its_diagnoses():
+    from melascan.training.data import class_balanced_weights
+
+    labels = np.array([0] * 100 + [1] * 20 + [0] * 50)
+    sources = np.array(["ham"] * 120 + ["m10k"] * 50)
+    diagnoses = np.array(["nv"] * 81 + ["bkl"] * 16 + ["df"] * 3 + ["mel"] * 20 + [""] * 50)
+    plain = class_balanced_weights(labels, sources).numpy()
+    assert np.allclose(class_balanced_weights(labels, sources, diagnoses, 0.0).numpy(), plain)
+
+    def share(w, dx):
+        return w[diagnoses == dx].sum() / w.sum()
+
+    for b, expected in ((0.5, {"nv": 9, "bkl": 4, "df": np.sqrt(3)}), (1.0, {"nv": 1, "bkl": 1, "df": 1})):
+        w = class_balanced_weights(labels, sources, diagnoses, b).numpy()
+        total = sum(expected.values())
+        for dx, e in expected.items():  # the ham benign cell (a third of all draws) shared as n^(1-b)
+            assert share(w, dx) == pytest.approx(e / total / 3)
+        assert share(w, "mel") == pytest.approx(1 / 3) and share(w, "") == pytest.approx(1 / 3)
+        assert np.allclose(w[diagnoses == "nv"], w[0])  # equal within a diagnosis
+    sampler = make_train_sampler(labels, labels, weighted=True, seed=0, sources=sources, num_samples=6000,
+                                 diagnoses=diagnoses, diagnosis_balance=1.0)
+    drawn = Counter(diagnoses[i] for i in sampler)
+    assert abs(drawn["df"] / 6000 - 1 / 9) < 0.02 and abs(drawn["mel"] / 6000 - 1 / 3) < 0.03
+
+
+def test_diagnosis_balance_is_validated():
+    from melascan.errors import DataError
+    from melascan.training.config import load_config
+
+    assert load_config(None, ["weighted_sampling=true", "balance_diagnoses=0.5"]).balance_diagnoses == 0.5
+    for bad in (["weighted_sampling=true", "balance_diagnoses=1.5"], ["balance_diagnoses=0.5"]):
+        with pytest.raises(DataError, match="balance_diagnoses"):
+            load_config(None, bad)
+
+
 def test_train_sources_keep_only_those_sources_and_name_the_choices_when_none_match():
     from melascan.data.manifest import Record
     from melascan.errors import DataError

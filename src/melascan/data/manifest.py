@@ -2,8 +2,10 @@
 
 ``manifest.csv`` columns: ``path,label,split,md5,width,height`` and, in a manifest built
 from several sources (``melascan prepare --mix``), a last column ``source`` (the data
-set an image comes from, e.g. ``melanoma-10k`` or ``ham10000``). ``path`` is relative
-to ``summary.json["source_root"]`` next to the manifest.
+set an image comes from, e.g. ``melanoma-10k`` or ``ham10000``) and, when a source records
+one, ``diagnosis`` (HAM10000's ``dx``: mel, nv, bkl, df, vasc; empty where the source only
+gives benign/malignant). ``path`` is relative to ``summary.json["source_root"]`` next to the
+manifest.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ LABELS = ("benign", "malignant")  # index = class id: benign 0, malignant 1
 SPLITS = ("train", "val", "test")
 COLUMNS = ("path", "label", "split", "md5", "width", "height")
 SOURCE_COLUMN = "source"  # written only when some record has a source
+DIAGNOSIS_COLUMN = "diagnosis"  # written only when some record has a diagnosis (after ``source``)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Record:
     width: int
     height: int
     source: str = ""
+    diagnosis: str = ""
 
     @property
     def label_id(self) -> int:
@@ -77,13 +81,14 @@ def seeded_subset(n: int, limit: int | None, seed: int) -> np.ndarray:
 
 def write_manifest(path: str | Path, records: list[Record]) -> None:
     """Write records in the given order, with ``\\n`` line endings (byte-reproducible)."""
-    with_source = any(r.source for r in records)
+    with_diagnosis = any(r.diagnosis for r in records)
+    with_source = with_diagnosis or any(r.source for r in records)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(COLUMNS + ((SOURCE_COLUMN,) if with_source else ()))
+        writer.writerow(COLUMNS + ((SOURCE_COLUMN,) if with_source else ()) + ((DIAGNOSIS_COLUMN,) if with_diagnosis else ()))
         for r in records:
             row = [r.path, r.label, r.split, r.md5, r.width, r.height]
-            writer.writerow(row + [r.source] if with_source else row)
+            writer.writerow(row + ([r.source] if with_source else []) + ([r.diagnosis] if with_diagnosis else []))
 
 
 def read_manifest(path: str | Path, source_root: str | Path | None = None) -> Manifest:
@@ -116,5 +121,5 @@ def read_manifest(path: str | Path, source_root: str | Path | None = None) -> Ma
             except (TypeError, ValueError):
                 raise DataError(f"{path}:{i}: width/height must be integers") from None
             records.append(Record(row["path"], row["label"], row["split"], row["md5"], width, height,
-                                  row.get(SOURCE_COLUMN) or ""))
+                                  row.get(SOURCE_COLUMN) or "", row.get(DIAGNOSIS_COLUMN) or ""))
     return Manifest(path=path, source_root=Path(source_root), records=records)

@@ -19,7 +19,8 @@ tell the classes apart within HAM10000), unless its melanoma-10k copy sits in th
 val/test split, which is kept exactly. Groups (near duplicates by 256-bit phash, byte copies,
 HAM lesions, the HAM<->melanoma-10k copy list) land whole in one split.
 
-Outputs in ``out``: ``manifest.csv`` (with a ``source`` column; paths relative to the common
+Outputs in ``out``: ``manifest.csv`` (with ``source`` and ``diagnosis`` columns: HAM10000's
+``dx``, empty for melanoma-10k; paths relative to the common
 root of the sources), ``summary.json``, ``leakage.csv``, ``skipped.csv``, ``hashes.csv`` and
 ``eval/ham_val.csv`` / ``eval/ham_test.csv`` (every HAM10000 file of the val/test lesions,
 HAM resolution, ``path,label,lesion_id,dx``) for ``melascan evaluate --csv``.
@@ -218,7 +219,8 @@ def prepare_mix(cfg: MixConfig) -> dict:
         status[key] = "removed: near duplicate of an image with the other label"
 
     records = sorted(
-        (Record(k, images[k].label, status[k], images[k].md5, images[k].width, images[k].height, source[k])
+        (Record(k, images[k].label, status[k], images[k].md5, images[k].width, images[k].height, source[k],
+                dx.get(k, ""))
          for k in images if status[k] in SPLITS),
         key=lambda r: (SPLITS.index(r.split), r.source, LABELS.index(r.label), r.path),
     )

@@ -54,6 +54,9 @@ class RunConfig:
     recipe: str = "C4"  # a name of recipes.RECIPES
     weighted_sampling: bool = False  # the seed's "WS": classes drawn equally often
     balance_sources: bool = False  # with weighted_sampling: every (source, class) drawn equally often
+    # within a (source, class) cell, a diagnosis with n images is drawn in proportion to n^(1 - this):
+    # 0 = as often as it occurs, 0.5 = square root, 1 = every diagnosis equally (needs the manifest's diagnosis)
+    balance_diagnoses: float = 0.0
     samples_per_epoch: Optional[int] = None  # images drawn per epoch (with replacement); null = the split's size
     # loss
     loss: str = "ce"  # ce | label_smoothing | focal
@@ -103,6 +106,8 @@ class RunConfig:
             (self.samples_per_epoch is None or self.samples_per_epoch >= 1, "samples_per_epoch must be >= 1 or null"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1) or null"),
             (self.weighted_sampling or not self.balance_sources, "balance_sources needs weighted_sampling=true"),
+            (0.0 <= self.balance_diagnoses <= 1.0, "balance_diagnoses must be in [0, 1]"),
+            (self.weighted_sampling or not self.balance_diagnoses, "balance_diagnoses needs weighted_sampling=true"),
         ]
         for value, name in ((self.mean, "mean"), (self.std, "std")):
             checks.append((value is None or len(value) == 3, f"{name} must be 3 numbers or null"))

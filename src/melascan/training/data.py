@@ -49,6 +49,10 @@ class SplitData:
     def sources(self) -> np.ndarray:
         return np.array([r.source for r in self.records])
 
+    @property
+    def diagnoses(self) -> np.ndarray:
+        return np.array([r.diagnosis for r in self.records])
+
     def class_counts(self) -> dict[str, int]:
         return {"benign": int((self.labels == 0).sum()), "malignant": int((self.labels == 1).sum())}
 
@@ -170,20 +174,31 @@ def normalize_batch(images: torch.Tensor, mean, std) -> torch.Tensor:
 
 
 # ---- samplers -------------------------------------------------------------------
-def class_balanced_weights(labels: np.ndarray, sources: np.ndarray | None = None) -> torch.Tensor:
+def class_balanced_weights(labels: np.ndarray, sources: np.ndarray | None = None,
+                           diagnoses: np.ndarray | None = None, diagnosis_balance: float = 0.0) -> torch.Tensor:
     """Per-sample weights ``1 / count(class)``: every class is drawn equally often.
 
     With ``sources``, ``1 / count(source, class)``: every (source, class) cell is drawn equally
-    often, so no source's class balance (or size) can stand in for the label.
+    often, so no source's class balance (or size) can stand in for the label. With ``diagnoses``
+    and ``diagnosis_balance`` b > 0, a cell's draws are shared between its diagnoses in
+    proportion to ``count(diagnosis) ** (1 - b)`` (b = 1: each diagnosis equally often), so a
+    rare look-alike (HAM10000's keratoses among its nevi) is not drowned by the common one.
     """
     counts = np.bincount(labels, minlength=2).astype(np.float64)
     if (counts == 0).any():
         raise DataError("weighted sampling needs both classes in the training split")
-    if sources is None:
-        return torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
-    cells = [f"{s}\t{l}" for s, l in zip(sources, labels)]
+    cells = [f"{s}\t{l}" for s, l in zip(sources if sources is not None else [""] * len(labels), labels)]
     _, cell_index, cell_counts = np.unique(cells, return_inverse=True, return_counts=True)
-    return torch.as_tensor(1.0 / cell_counts[cell_index], dtype=torch.double)
+    weights = 1.0 / cell_counts[cell_index]
+    if diagnoses is not None and diagnosis_balance > 0:
+        groups = [f"{c}\t{d}" for c, d in zip(cells, diagnoses)]
+        _, group_index, group_counts = np.unique(groups, return_inverse=True, return_counts=True)
+        share = group_counts.astype(np.float64) ** (1.0 - diagnosis_balance)
+        cell_of_group = np.zeros(len(group_counts), dtype=np.int64)
+        cell_of_group[group_index] = cell_index
+        share /= np.bincount(cell_of_group, weights=share)[cell_of_group]  # shares sum to 1 in each cell
+        weights = share[group_index] / group_counts[group_index]
+    return torch.as_tensor(weights, dtype=torch.double)
 
 
 class EpochWeightedRandomSampler(WeightedRandomSampler):
@@ -212,12 +227,15 @@ class DistributedWeightedSampler(DistributedSampler):
 
 
 def make_train_sampler(dataset, labels: np.ndarray, *, weighted: bool, seed: int, rank: int = 0,
-                       world_size: int = 1, sources: np.ndarray | None = None, num_samples: int | None = None):
+                       world_size: int = 1, sources: np.ndarray | None = None, num_samples: int | None = None,
+                       diagnoses: np.ndarray | None = None, diagnosis_balance: float = 0.0):
     """A sampler with ``set_epoch``, sharded over ranks: shuffled, or class-balanced (the seed's "WS"),
-    or (``sources`` given) balanced over (source, class) cells. ``num_samples`` images per epoch are
+    or (``sources`` given) balanced over (source, class) cells, optionally sharing each cell's draws
+    between its ``diagnoses`` (``class_balanced_weights``). ``num_samples`` images per epoch are
     drawn with replacement (uniformly when not ``weighted``); ``None`` = one pass over the split."""
     if weighted or num_samples is not None:
-        weights = class_balanced_weights(labels, sources) if weighted else torch.ones(len(labels), dtype=torch.double)
+        weights = (class_balanced_weights(labels, sources, diagnoses, diagnosis_balance) if weighted
+                   else torch.ones(len(labels), dtype=torch.double))
         if world_size == 1:
             return EpochWeightedRandomSampler(weights, num_samples or len(labels), seed)
         sampler = DistributedWeightedSampler(dataset, weights, num_replicas=world_size, rank=rank, seed=seed)

@@ -269,12 +269,16 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
             "class_counts": {s: d.class_counts() for s, d in splits.items()},
             "cache": {s: str(d.cache_path) for s, d in splits.items()},
         })
+    if cfg.balance_diagnoses and not any(train_data.diagnoses):
+        raise DataError(f"balance_diagnoses needs diagnoses: {cfg.manifest} has no diagnosis column "
+                        "(re-run `melascan prepare --base ... --ham ...`)")
     train_set = CachedImageDataset(train_data.pixels, train_data.labels, build_recipe(cfg.recipe))
     val_set = CachedImageDataset(val_data.pixels, val_data.labels)
     train_sampler = make_train_sampler(train_set, train_data.labels, weighted=cfg.weighted_sampling,
                                        seed=cfg.seed, rank=where.rank, world_size=where.world_size,
                                        sources=train_data.sources if cfg.balance_sources else None,
-                                       num_samples=cfg.samples_per_epoch)
+                                       num_samples=cfg.samples_per_epoch, diagnoses=train_data.diagnoses,
+                                       diagnosis_balance=cfg.balance_diagnoses)
     per_rank = len(train_sampler)
     loader_args = {"num_workers": cfg.num_workers, "pin_memory": where.device.type == "cuda",
                    "persistent_workers": cfg.num_workers > 0}
