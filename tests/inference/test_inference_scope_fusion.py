@@ -40,6 +40,23 @@ def test_scope_threshold_passes_the_validation_share_and_rejects_far_points(tmp_
         ScopeModel.load(tmp_path / "bad.npz")
 
 
+def test_left_out_source_rejection_measures_a_source_the_detector_never_saw():
+    from melascan.inference.scope import left_out_source_rejection
+
+    rng = np.random.default_rng(2)
+    basis = rng.normal(size=(6, 30))
+    near = lambda n, shift: rng.normal(size=(n, 6)) @ basis + shift + 0.05 * rng.normal(size=(n, 30))  # noqa: E731
+    colour = lambda n: rng.normal(size=(n, 4))  # noqa: E731
+    train = np.concatenate([near(600, 0), near(600, 0), near(600, 5)])
+    val = np.concatenate([near(300, 0), near(300, 0), near(300, 5)])
+    t_src, v_src = np.repeat(["a", "b", "far"], 600), np.repeat(["a", "b", "far"], 300)
+    rates = left_out_source_rejection(train, colour(1800), t_src, val, colour(900), v_src)
+    assert set(rates) == {"a", "b", "far"}
+    assert rates["a"] < 0.1 and rates["b"] < 0.1  # like the sources it was fitted on
+    assert rates["far"] > 0.9  # a shifted source is lost
+    assert left_out_source_rejection(train, colour(1800), t_src, val, colour(900), np.repeat("a", 900)) == {}
+
+
 def test_colour_statistics_tell_gray_text_from_skin():
     from melascan.evaluation.nonskin import printed_text
     from melascan.inference.scope import colour_statistics

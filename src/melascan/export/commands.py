@@ -69,6 +69,9 @@ def run_export(args: argparse.Namespace) -> int:
         if "scope" in heads:
             print(f"  scope threshold {heads['scope']['threshold']:.4g} "
                   f"(val pass rate {heads['scope']['val_pass_rate']:.3f})")
+            left_out = heads["scope"].get("left_out_source_rejection", {}).get("rates")
+            if left_out:
+                print(f"  scope, fitted without a source, rejects of its val images: {json.dumps(left_out)}")
     cal = card["calibration"]
     print(f"  temperature {cal['temperature']:.4g}, thresholds balanced {cal['thresholds']['balanced']:.4g}, "
           f"screening {cal['thresholds']['screening']:.4g}")

@@ -5,7 +5,9 @@ ships) on the manifest's validation images and on a seeded, source-stratified sa
 training images, then
 
 * fits the out-of-scope detector (``melascan.inference.scope``) on the training features,
-  its threshold on the validation features, and writes ``<name>_scope.npz``;
+  its threshold on the validation features, and writes ``<name>_scope.npz``; with several
+  sources it also records how many of each source's validation images a detector fitted
+  without that source would reject;
 * measures, on the validation images, the network alone against the fusion of its logit with
   the lesion measurements (``melascan.inference.fusion``), each source's ROC-AUC and their
   mean: by 5-fold cross-validation (in distribution) and, with several sources, leave one
@@ -31,7 +33,7 @@ from melascan.imageio import load_rgb
 from melascan.inference import card as model_card
 from melascan.inference import fusion as fusion_mod
 from melascan.inference.classifier import Classifier, calibrated_probability
-from melascan.inference.scope import DEFAULT_PASS_RATE, colour_statistics, fit_scope
+from melascan.inference.scope import DEFAULT_PASS_RATE, colour_statistics, fit_scope, left_out_source_rejection
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,14 @@ def fit_heads(model_dir: str | Path, manifest: Manifest, *, scope: bool = True, 
                                if DEFAULT_PASS_RATE < 1 else "the largest validation image score"),
             "val_pass_rate": float(np.mean(detector.in_scope(val["embedding"], val["colour"]))),
         }
+        train_sources = np.array([r.source or "all" for r, ok in zip(train_records, train["ok"]) if ok])
+        left_out = left_out_source_rejection(train["embedding"], train["colour"], train_sources,
+                                             val["embedding"], val["colour"], sources)
+        if left_out:
+            card["scope"]["left_out_source_rejection"] = {
+                "rates": left_out,
+                "method": "each source's validation images, scored by a detector fitted and thresholded on the "
+                          "other sources' images: what a new dermatoscope may lose (the network saw every source)"}
         report["scope"] = card["scope"]
     network_logit = val["logits"][:, 1] - val["logits"][:, 0]
     inputs = np.array([fusion_mod.lesion_inputs(z, les) for z, les in zip(network_logit, val["lesions"])])

@@ -276,6 +276,11 @@ def card_markdown(card: dict) -> str:
                   f"({scope.get('threshold_from')}); fitted on {scope.get('fitted_on')}. An image above the "
                   "threshold, or whose colours cannot be skin (the lesion analysis's `not_dermoscopic` check), "
                   "is reported as not a dermoscopic image of a skin lesion and gets no probability.", ""]
+        left_out = (scope.get("left_out_source_rejection") or {}).get("rates")
+        if left_out:
+            lines += ["A detector fitted without a source rejects of that source's validation images: "
+                      + ", ".join(f"{k} {100 * v:.1f} %" for k, v in left_out.items())
+                      + " (what a new dermatoscope may lose).", ""]
     fusion = card.get("fusion")
     if fusion:
         cv = fusion.get("validation") or {}

@@ -133,3 +133,25 @@ def fit_scope(train_embedding: np.ndarray, val_embedding: np.ndarray, train_colo
     """Fit both parts on training images; each threshold lets ``pass_rate`` of the validation images pass."""
     return ScopeModel(Gaussian.fit(train_embedding, val_embedding, pass_rate),
                       Gaussian.fit(train_colour, val_colour, pass_rate))
+
+
+def left_out_source_rejection(train_embedding: np.ndarray, train_colour: np.ndarray, train_sources: np.ndarray,
+                              val_embedding: np.ndarray, val_colour: np.ndarray, val_sources: np.ndarray,
+                              *, pass_rate: float = DEFAULT_PASS_RATE) -> dict[str, float]:
+    """For each source: the share of its validation images that a detector fitted (and thresholded)
+    without that source rejects; an estimate of what a new dermatoscope would lose. Empty with
+    fewer than two sources. (The network itself still saw every source in training.)"""
+    train_sources, val_sources = np.asarray(train_sources), np.asarray(val_sources)
+    rates: dict[str, float] = {}
+    if len(np.unique(val_sources)) < 2:
+        return rates
+    for source in np.unique(val_sources):
+        keep_t, keep_v = train_sources != source, val_sources != source
+        if keep_t.sum() < 3 or not keep_v.any():
+            continue
+        detector = fit_scope(train_embedding[keep_t], val_embedding[keep_v], train_colour[keep_t],
+                             val_colour[keep_v], pass_rate=pass_rate)
+        held = ~keep_v
+        rates[str(source)] = float(np.mean(~detector.in_scope(val_embedding[held], val_colour[held])))
+    return rates
+
