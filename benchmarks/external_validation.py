@@ -13,7 +13,9 @@ own thresholds, leakage-guarded against the model's training manifest):
 * ``ph2``: the PH2 images in ``../shared/data/ph2`` (melanoma vs common and atypical nevi).
 
 Writes ``<out>/<model>/<set>/metrics.json`` and ``<out>/summary.md`` (one row per model and set:
-ROC-AUC [95 % CI], sensitivity/specificity/F1 at 0.5, balanced and screening, out-of-scope rate).
+ROC-AUC [95 % CI], sensitivity/specificity/F1 at 0.5, balanced and screening, out-of-scope rate;
+then, for the HAM10000 test lesions, each benign diagnosis: ROC-AUC of the melanomas against it
+and the share called malignant at each threshold).
 """
 
 from __future__ import annotations
@@ -60,6 +62,24 @@ def row(model: str, name: str, m: dict) -> str:
     return f"| {model} | {name} | {n} ({r['n_malignant']} mal.) | " + " | ".join(cells) + " |"
 
 
+def diagnosis_rows(model: str, predictions: Path, ham_csv: Path, m: dict) -> list[str]:
+    """Rows of the by-diagnosis table for one model's HAM10000 test predictions."""
+    import csv
+
+    from melascan.evaluation.metrics import benign_groups
+
+    with open(ham_csv, newline="") as fh:
+        dx = {r["path"]: r["dx"] for r in csv.DictReader(fh)}
+    with open(predictions, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["path"] in dx]
+    thresholds = {op: t["threshold"] for op, t in m["shipped"]["thresholds"].items()}
+    groups = benign_groups([int(r["label"]) for r in rows], [float(r["probability"]) for r in rows],
+                           [dx[r["path"]] for r in rows], thresholds)
+    return [f"| {model} | {g} | {v['n']} | {v['roc_auc_vs_malignant']:.3f} | "
+            + " | ".join(f"{100 * v['called_malignant'][op]:.1f} %" for op in ("0.5", "balanced", "screening")) + " |"
+            for g, v in groups.items()]
+
+
 def main() -> None:
     from melascan.evaluation.bundle import evaluate_bundle
 
@@ -76,7 +96,7 @@ def main() -> None:
     seed_csv = _seed_csv(args.seed_manifest, args.out / "seed_test.csv")
     lines = ["| model | set | images | ROC-AUC [95 % CI] | 0.5: sens / spec / F1 | balanced: sens / spec / F1 | "
              "screening: sens / spec / F1 | out of scope |", "|---" * 8 + "|"]
-    results = {}
+    results, by_dx = {}, []
     for item in args.model:
         name, _, folder = item.partition("=")
         for set_name, spec in sets(seed_csv, args.ham_csv).items():
@@ -87,7 +107,15 @@ def main() -> None:
             results[(name, set_name)] = m
             lines.append(row(name, set_name, m))
             print(lines[-1], flush=True)
-    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+            if set_name == "ham_test":
+                by_dx += diagnosis_rows(name, args.out / name / set_name / "predictions.csv", args.ham_csv, m)
+    dx_table = []
+    if by_dx:
+        dx_table = ["", "HAM10000 benign test lesions by diagnosis: ROC-AUC of all melanomas against that diagnosis, "
+                  "and the share called malignant at each threshold.", "",
+                  "| model | diagnosis | images | ROC-AUC vs melanoma | called malignant at 0.5 | at balanced | "
+                  "at screening |", "|---" * 7 + "|", *by_dx]
+    (args.out / "summary.md").write_text("\n".join(lines + dx_table) + "\n")
     if args.write_card:
         from melascan.inference import card as model_card
 

@@ -138,3 +138,14 @@ def test_per_source_roc_auc_counts_each_source_the_same():
     assert M.per_source_roc_auc(y, p, src) == {"a": 1.0, "b": 0.0, "mean": 0.5}
     with pytest.raises(ValueError):
         M.per_source_roc_auc(y, p + 1, src)
+
+
+def test_benign_groups_shows_which_look_alike_is_confused_with_melanoma():
+    y = np.array([1, 1, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.6, 0.1, 0.2, 0.3, 0.7, 0.95])
+    dx = np.array(["mel", "mel", "nv", "nv", "nv", "bkl", "bkl"])
+    out = M.benign_groups(y, p, dx, {"0.5": 0.5, "balanced": 0.25})
+    assert set(out) == {"nv", "bkl"}  # malignant images are the reference, not a group
+    assert out["nv"] == {"n": 3, "roc_auc_vs_malignant": 1.0, "called_malignant": {"0.5": 0.0, "balanced": 1 / 3}}
+    assert out["bkl"]["roc_auc_vs_malignant"] == pytest.approx(0.25)  # of 4 pairs only 0.9 > 0.7 ranks right
+    assert out["bkl"]["called_malignant"] == {"0.5": 1.0, "balanced": 1.0}

@@ -107,6 +107,23 @@ def per_source_roc_auc(y_true, prob, sources) -> dict[str, float]:
     return out
 
 
+def benign_groups(y_true, prob, groups, thresholds: dict[str, float]) -> dict[str, dict]:
+    """For each group of benign images (a diagnosis: ``nv``, ``bkl``...): its size, the ROC-AUC of
+    every malignant image against that group only, and the share called malignant at each
+    threshold (``{name: threshold}``). Shows which look-alike a model confuses with melanoma."""
+    y, p = check_inputs(y_true, prob)
+    groups = np.asarray(groups)
+    malignant = y == 1
+    out = {}
+    for g in np.unique(groups[~malignant]):
+        members = (groups == g) & ~malignant
+        keep = members | malignant
+        out[str(g)] = {"n": int(members.sum()), "roc_auc_vs_malignant": roc_auc(y[keep], p[keep]),
+                       "called_malignant": {k: float(np.mean(predict_labels(p[members], t)))
+                                            for k, t in thresholds.items()}}
+    return out
+
+
 def pr_auc(y_true, prob) -> float:
     """Area under the precision-recall curve as average precision (step-wise, no
     interpolation); NaN without a malignant case."""
