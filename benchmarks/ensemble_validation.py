@@ -1,12 +1,14 @@
-"""Would an ensemble of trained runs rank better? Validation ROC-AUC by source, each run and their mean.
+"""Validation ROC-AUC by source of trained runs, each and (with several) their ensemble.
 
     .venv/bin/python benchmarks/ensemble_validation.py --run runs/ms_lite0_224ft --run runs/ms_lite1_192ft \
         --tta 2 --out docs/external_validation/ensemble_validation.json
 
 Scores the validation split of the first run's manifest (reads ../shared/data through it) with each
 run's best checkpoint (``predict_logits``, its own image size and pre-processing, ``--tta`` views),
-and the ensemble that averages the runs' malignant-minus-benign logits. Validation only: the
-mean over sources of the per-source ROC-AUC is what the candidate rule of docs/model.md compares.
+and, given two or more runs, the ensemble that averages their malignant-minus-benign logits.
+Validation only: the mean over sources of the per-source ROC-AUC is what the candidate rule of
+docs/model.md compares. Where the manifest records diagnoses (HAM10000), the melanomas' ROC-AUC
+against each benign diagnosis is reported too (a diagnostic, not part of the rule).
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit
 
-from melascan.evaluation.metrics import per_source_roc_auc
+from melascan.evaluation.metrics import benign_groups, per_source_roc_auc
 from melascan.runfolder import RunFolder
 from melascan.training.runs import load_run, predict_logits
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", action="append", required=True, help="run folder (give two or more)")
+    parser.add_argument("--run", action="append", required=True, help="run folder (two or more: also the ensemble)")
     parser.add_argument("--tta", type=int, default=1, help="test-time views for every run (1, 2, 4, 8)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -37,6 +39,8 @@ def main() -> None:
     records = manifest.subset("val")
     y = np.array([r.label_id for r in records])
     sources = np.array([r.source for r in records])
+    diagnoses = np.array([r.diagnosis for r in records])
+    has_dx = diagnoses != ""
     files = [str(manifest.source_root / r.path) for r in records]
 
     margins = {}
@@ -44,12 +48,16 @@ def main() -> None:
         model, cfg = load_run(run)
         z = predict_logits(model, cfg, files, tta=args.tta)
         margins[run] = z[:, 1] - z[:, 0]
-    margins["ensemble (mean logit)"] = np.mean([margins[r] for r in args.run], axis=0)
+    if len(args.run) > 1:
+        margins["ensemble (mean logit)"] = np.mean([margins[r] for r in args.run], axis=0)
 
     results = {}
     for name, m in margins.items():
         by_source = per_source_roc_auc(y, expit(m), sources)
         results[name] = {"mean": by_source.pop("mean"), "by_source": by_source}
+        if has_dx.any():
+            groups = benign_groups(y[has_dx], expit(m[has_dx]), diagnoses[has_dx], {})
+            results[name]["roc_auc_vs_diagnosis"] = {g: round(v["roc_auc_vs_malignant"], 4) for g, v in groups.items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"runs": args.run, "tta_views": args.tta, "split": "val", "n_images": len(y),
                                     "results": results}, indent=2) + "\n")
@@ -57,7 +65,8 @@ def main() -> None:
     print("| model | " + " | ".join(names) + " | mean |")
     print("|---" * (len(names) + 2) + "|")
     for name, r in results.items():
-        print(f"| {name} | " + " | ".join(f"{r['by_source'][s]:.4f}" for s in names) + f" | {r['mean']:.4f} |")
+        print(f"| {name} | " + " | ".join(f"{r['by_source'][s]:.4f}" for s in names) + f" | {r['mean']:.4f} |"
+              + (f" melanoma vs: {r['roc_auc_vs_diagnosis']}" if "roc_auc_vs_diagnosis" in r else ""))
 
 
 if __name__ == "__main__":

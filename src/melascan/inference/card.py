@@ -278,9 +278,10 @@ def card_markdown(card: dict) -> str:
                   "is reported as not a dermoscopic image of a skin lesion and gets no probability.", ""]
         left_out = (scope.get("left_out_source_rejection") or {}).get("rates")
         if left_out:
-            lines += ["A detector fitted without a source rejects of that source's validation images: "
+            lines += ["Rejected validation images of a source the detector was not fitted on (fitted and "
+                      "thresholded on the other sources): "
                       + ", ".join(f"{k} {100 * v:.1f} %" for k, v in left_out.items())
-                      + " (what a new dermatoscope may lose).", ""]
+                      + "; what a new dermatoscope may lose.", ""]
     fusion = card.get("fusion")
     if fusion:
         cv = fusion.get("validation") or {}
