@@ -133,6 +133,8 @@ def test_diagnosis_balance_is_validated():
     for bad in (["weighted_sampling=true", "balance_diagnoses=1.5"], ["balance_diagnoses=0.5"]):
         with pytest.raises(DataError, match="balance_diagnoses"):
             load_config(None, bad)
+    with pytest.raises(DataError, match="diagnosis_loss"):
+        load_config(None, ["diagnosis_loss=-1"])
 
 
 def test_train_sources_keep_only_those_sources_and_name_the_choices_when_none_match():

@@ -129,3 +129,43 @@ def test_torchrun_ddp_on_two_cpu_processes(tiny_config, tmp_path):
     assert len(rows) == 1 and 0.0 <= float(rows[0]["val_acc"]) <= 1.0
     # 24 training images over 2 ranks, batch 4: 3 steps per rank per epoch, all 24 images counted
     assert "3 steps/epoch" in (tmp_path / "ddp" / "train.log").read_text()
+
+
+def test_diagnosis_head_trains_beside_the_classifier_and_is_not_kept(tiny_config, tmp_path, monkeypatch):
+    from melascan.data.manifest import read_manifest, write_manifest
+    from melascan.training.runs import load_run
+
+    src = read_manifest(tiny_config.manifest)
+    folder = tmp_path / "dx"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"source_root": str(src.source_root)}))
+    names = {"benign": ("nv", "bkl"), "malignant": ("mel", "mel")}
+    write_manifest(folder / "manifest.csv", [dataclasses.replace(r, source="s", diagnosis=names[r.label][i % 2])
+                                             for i, r in enumerate(src.records)])
+    cfg = dataclasses.replace(tiny_config, manifest=str(folder / "manifest.csv"), diagnosis_loss=0.5,
+                              ema_decay=0.9, epochs=2, patience=None)
+    train(cfg, tmp_path / "straight")
+    ckpt = torch.load(tmp_path / "straight/checkpoints/last.pt", weights_only=True)
+    assert ckpt["diagnosis_head"]["weight"].shape[0] == 3  # bkl, mel, nv
+    assert json.loads((tmp_path / "straight/data.json").read_text())["diagnosis_head"] == ["bkl", "mel", "nv"]
+    model, _ = load_run(tmp_path / "straight")  # the kept model is the plain 2-logit classifier
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+
+    real_epoch, calls = engine.train_one_epoch, []
+
+    def interrupted_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_one_epoch", interrupted_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "split")
+    monkeypatch.undo()
+    train(cfg, tmp_path / "split", resume=True)  # the head's weights come back too
+    straight, resumed = _history(tmp_path / "straight"), _history(tmp_path / "split")
+    assert float(resumed[1]["train_loss"]) == pytest.approx(float(straight[1]["train_loss"]), rel=1e-4)
+
+    with pytest.raises(DataError, match="diagnosis_loss needs at least two diagnoses"):
+        train(dataclasses.replace(tiny_config, diagnosis_loss=0.5), tmp_path / "none")

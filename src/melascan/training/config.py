@@ -63,6 +63,9 @@ class RunConfig:
     smoothing: float = 0.1  # label_smoothing only
     focal_alpha: float = 1.0  # focal only: weight of the malignant class (benign weight 1)
     focal_gamma: float = 2.0  # focal only
+    # weight of an auxiliary cross-entropy over the manifest's diagnoses (a linear head on the same
+    # pooled features, trained alongside and then dropped: the exported model is unchanged); 0 = off
+    diagnosis_loss: float = 0.0
     # optimisation
     lr: float = 3e-4  # AdamW peak learning rate
     weight_decay: float = 0.01
@@ -107,6 +110,7 @@ class RunConfig:
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1) or null"),
             (self.weighted_sampling or not self.balance_sources, "balance_sources needs weighted_sampling=true"),
             (0.0 <= self.balance_diagnoses <= 1.0, "balance_diagnoses must be in [0, 1]"),
+            (self.diagnosis_loss >= 0.0, "diagnosis_loss must be >= 0"),
             (self.weighted_sampling or not self.balance_diagnoses, "balance_diagnoses needs weighted_sampling=true"),
         ]
         for value, name in ((self.mean, "mean"), (self.std, "std")):

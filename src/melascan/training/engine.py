@@ -48,7 +48,7 @@ from melascan.training.data import (
 )
 from melascan.training.distributed import Dist, rng_state, seed_everything, set_rng_state, setup_distributed
 from melascan.training.losses import build_loss
-from melascan.training.models import build_model
+from melascan.training.models import build_model, diagnosis_targets, diagnosis_vocabulary, with_diagnosis_head
 from melascan.training.recipes import build_recipe
 
 log = logging.getLogger("melascan.training")
@@ -121,10 +121,13 @@ def to_model_input(images: torch.Tensor, cfg: RunConfig, device: torch.device) -
 
 
 def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg, where: Dist, desc: str,
-                    progress: bool = True, ema=None) -> dict:
+                    progress: bool = True, ema=None, diagnoses: np.ndarray | None = None) -> dict:
     """One pass over the training loader; returns train loss/acc/F1 over all ranks.
 
-    Shows a tqdm bar (batches, ETA, loss, lr) on rank 0 unless ``progress`` is False.
+    With ``diagnoses`` (a class index per training image, -1 = none) the model is a
+    ``with_diagnosis_head`` model, and ``cfg.diagnosis_loss`` times its diagnosis
+    cross-entropy is added to the loss. Shows a tqdm bar (batches, ETA, loss, lr) on rank 0
+    unless ``progress`` is False.
     """
     from tqdm import tqdm
 
@@ -132,19 +135,27 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg,
     losses, logits_all, labels_all = [], [], []
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not (where.main and progress),
                dynamic_ncols=True)
-    for images, labels, _ in bar:
+    for images, labels, index in bar:
         images = to_model_input(images, cfg, where.device)
         labels = labels.to(where.device, non_blocking=True)
         with _autocast(cfg, where.device):
-            logits = model(images)
-            loss = criterion(logits, labels)
+            if diagnoses is None:
+                logits = model(images)
+                loss = criterion(logits, labels)
+            else:
+                logits, diagnosis_logits = model(images)
+                target = torch.as_tensor(diagnoses[index.numpy()], device=where.device)
+                known = target >= 0
+                aux = (F.cross_entropy(diagnosis_logits[known].float(), target[known]) if known.any()
+                       else diagnosis_logits.sum() * 0.0)
+                loss = criterion(logits, labels) + cfg.diagnosis_loss * aux
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
         if ema is not None:
-            ema.update(_unwrap(model))
+            ema.update(_core(model))
         loss_value = loss.item()
         losses.append(loss_value * len(labels))
         logits_all.append(logits.detach().float().cpu().numpy())
@@ -182,6 +193,12 @@ def evaluate(model, loader, cfg, where: Dist, sources: np.ndarray | None = None)
 # ---- checkpoints ---------------------------------------------------------------------
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
+
+
+def _core(model):
+    """The classifier being trained, without DDP and without an auxiliary diagnosis head."""
+    model = _unwrap(model)
+    return model.model if getattr(model, "is_diagnosis_head", False) else model
 
 
 def save_checkpoint(path: Path, **state) -> None:
@@ -259,6 +276,14 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
     if not where.main:
         splits = {s: load_split(manifest, s, cfg, build=False) for s in ("train", "val")}
     train_data, val_data = splits["train"], splits["val"]
+    if cfg.balance_diagnoses and not any(train_data.diagnoses):
+        raise DataError(f"balance_diagnoses needs diagnoses: {cfg.manifest} has no diagnosis column "
+                        "(re-run `melascan prepare --base ... --ham ...`)")
+    vocabulary = diagnosis_vocabulary(train_data.diagnoses) if cfg.diagnosis_loss else []
+    if cfg.diagnosis_loss and len(vocabulary) < 2:
+        raise DataError(f"diagnosis_loss needs at least two diagnoses in {cfg.manifest}'s training images "
+                        "(re-run `melascan prepare --base ... --ham ...`)")
+    train_diagnoses = diagnosis_targets(train_data.diagnoses, vocabulary) if vocabulary else None
     if where.main:
         run.write_data({
             "manifest": str(Path(cfg.manifest).resolve()),
@@ -268,10 +293,8 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
             "image_size": cfg.image_size, "color_constancy": cfg.color_constancy, "limit": cfg.limit,
             "class_counts": {s: d.class_counts() for s, d in splits.items()},
             "cache": {s: str(d.cache_path) for s, d in splits.items()},
+            **({"diagnosis_head": vocabulary} if vocabulary else {}),
         })
-    if cfg.balance_diagnoses and not any(train_data.diagnoses):
-        raise DataError(f"balance_diagnoses needs diagnoses: {cfg.manifest} has no diagnosis column "
-                        "(re-run `melascan prepare --base ... --ham ...`)")
     train_set = CachedImageDataset(train_data.pixels, train_data.labels, build_recipe(cfg.recipe))
     val_set = CachedImageDataset(val_data.pixels, val_data.labels)
     train_sampler = make_train_sampler(train_set, train_data.labels, weighted=cfg.weighted_sampling,
@@ -299,6 +322,8 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
         from timm.utils import ModelEmaV3
 
         ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
+    if vocabulary:
+        model = with_diagnosis_head(model, len(vocabulary)).to(where.device)
     if where.world_size > 1:
         device_ids = [where.device.index] if where.device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
@@ -315,11 +340,13 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
     if resume:
         ckpt = load_checkpoint(ckpt_dir / "last.pt")
         try:
-            _unwrap(model).load_state_dict(ckpt.get("train_model", ckpt["model"]))
+            _core(model).load_state_dict(ckpt.get("train_model", ckpt["model"]))
+            if vocabulary:
+                _unwrap(model).head.load_state_dict(ckpt["diagnosis_head"])
             if ema is not None:
                 ema.module.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
-        except (RuntimeError, ValueError) as exc:
+        except (KeyError, RuntimeError, ValueError) as exc:
             raise DataError(f"{ckpt_dir / 'last.pt'} does not match the config (model changed?): "
                             f"{str(exc)[:200]}") from None
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -336,7 +363,9 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
         log.info("training %s (%s weights, %.1fM parameters) on %s x%d: %d train / %d val images at %d px, "
                  "%d steps/epoch, recipe %s, loss %s%s", cfg.model, cfg.pretrained, n_params / 1e6,
                  where.device, where.world_size, len(train_set), len(val_set), cfg.image_size, steps_per_epoch,
-                 cfg.recipe, cfg.loss, ", class-weighted sampling" if cfg.weighted_sampling else "")
+                 cfg.recipe, cfg.loss, (", class-weighted sampling" if cfg.weighted_sampling else "")
+                 + (f", diagnosis head ({cfg.diagnosis_loss:g} x cross-entropy over {', '.join(vocabulary)})"
+                    if vocabulary else ""))
 
     early_stopped, epoch = False, start_epoch - 1
     train_seconds, train_images = 0.0, 0
@@ -346,11 +375,11 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
         t0 = time.time()
         train_sampler.set_epoch(epoch)
         tr = train_one_epoch(model, train_loader, criterion, optimizer, scheduler, scaler, cfg, where,
-                             desc=f"epoch {epoch}/{cfg.epochs}", ema=ema)
+                             desc=f"epoch {epoch}/{cfg.epochs}", ema=ema, diagnoses=train_diagnoses)
         epoch_train_seconds = time.time() - t0
         train_seconds += epoch_train_seconds
         train_images += tr["images"]
-        va = evaluate(model if ema is None else ema.module, val_loader, cfg, where, val_data.sources)
+        va = evaluate(_core(model) if ema is None else ema.module, val_loader, cfg, where, val_data.sources)
         seconds = time.time() - t0
         improved = va["loss"] < best["val_loss"]
         if improved:
@@ -371,8 +400,9 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
                      va["loss"], va["acc"], va["f1"], va["auc"], lr, seconds,
                      tr["images"] / max(epoch_train_seconds, 1e-9), "  *best" if improved else "")
             run.write_history(history, HISTORY_COLUMNS)
-            state = {"model": (_unwrap(model) if ema is None else ema.module).state_dict(),
-                     **({} if ema is None else {"train_model": _unwrap(model).state_dict()}),
+            state = {"model": (_core(model) if ema is None else ema.module).state_dict(),
+                     **({} if ema is None else {"train_model": _core(model).state_dict()}),
+                     **({"diagnosis_head": _unwrap(model).head.state_dict()} if vocabulary else {}),
                      "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
                      "rng": rng_state(), "best": best, "config": cfg.to_dict(), "metrics": row}
