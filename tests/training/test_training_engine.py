@@ -60,9 +60,8 @@ def test_early_stopping_stops_at_patience(tiny_config, tmp_path, monkeypatch):
     assert len(_history(tmp_path / "run")) == 5
 
 
-def test_resume_continues_from_the_saved_epoch(tiny_config, tmp_path, monkeypatch):
-    cfg = dataclasses.replace(tiny_config, epochs=2, patience=None, drop_rate=0.2)
-    train(cfg, tmp_path / "straight")
+def _interrupt_in_epoch_2(cfg, run_dir, monkeypatch):
+    """Train ``cfg`` into ``run_dir`` and stop it with a KeyboardInterrupt during epoch 2."""
     real_epoch, calls = engine.train_one_epoch, []
 
     def interrupted_in_epoch_2(*args, **kwargs):
@@ -73,8 +72,14 @@ def test_resume_continues_from_the_saved_epoch(tiny_config, tmp_path, monkeypatc
 
     monkeypatch.setattr(engine, "train_one_epoch", interrupted_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "split")
+        train(cfg, run_dir)
     monkeypatch.undo()
+
+
+def test_resume_continues_from_the_saved_epoch(tiny_config, tmp_path, monkeypatch):
+    cfg = dataclasses.replace(tiny_config, epochs=2, patience=None, drop_rate=0.2)
+    train(cfg, tmp_path / "straight")
+    _interrupt_in_epoch_2(cfg, tmp_path / "split", monkeypatch)
     assert len(_history(tmp_path / "split")) == 1
     first_segment = json.loads((tmp_path / "split" / "summary.json").read_text())["seconds"]
     summary = train(cfg, tmp_path / "split", resume=True)
@@ -151,18 +156,7 @@ def test_diagnosis_head_trains_beside_the_classifier_and_is_not_kept(tiny_config
     model, _ = load_run(tmp_path / "straight")  # the kept model is the plain 2-logit classifier
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
 
-    real_epoch, calls = engine.train_one_epoch, []
-
-    def interrupted_in_epoch_2(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "train_one_epoch", interrupted_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "split")
-    monkeypatch.undo()
+    _interrupt_in_epoch_2(cfg, tmp_path / "split", monkeypatch)
     train(cfg, tmp_path / "split", resume=True)  # the head's weights come back too
     straight, resumed = _history(tmp_path / "straight"), _history(tmp_path / "split")
     assert float(resumed[1]["train_loss"]) == pytest.approx(float(straight[1]["train_loss"]), rel=1e-4)
