@@ -85,7 +85,8 @@ def write_manifest(path: str | Path, records: list[Record]) -> None:
     with_source = with_diagnosis or any(r.source for r in records)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(COLUMNS + ((SOURCE_COLUMN,) if with_source else ()) + ((DIAGNOSIS_COLUMN,) if with_diagnosis else ()))
+        extra = ((SOURCE_COLUMN,) if with_source else ()) + ((DIAGNOSIS_COLUMN,) if with_diagnosis else ())
+        writer.writerow(COLUMNS + extra)
         for r in records:
             row = [r.path, r.label, r.split, r.md5, r.width, r.height]
             writer.writerow(row + ([r.source] if with_source else []) + ([r.diagnosis] if with_diagnosis else []))

@@ -154,4 +154,3 @@ def left_out_source_rejection(train_embedding: np.ndarray, train_colour: np.ndar
         held = ~keep_v
         rates[str(source)] = float(np.mean(~detector.in_scope(val_embedding[held], val_colour[held])))
     return rates
-
