@@ -66,15 +66,15 @@ def diagnosis_rows(model: str, predictions: Path, ham_csv: Path, m: dict) -> lis
     """Rows of the by-diagnosis table for one model's HAM10000 test predictions."""
     import csv
 
+    from external_selection import read_predictions  # a sibling script in benchmarks/
     from melascan.evaluation.metrics import benign_groups
 
     with open(ham_csv, newline="") as fh:
         dx = {r["path"]: r["dx"] for r in csv.DictReader(fh)}
-    with open(predictions, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["path"] in dx]
+    scored = {path: v for path, v in read_predictions(predictions).items() if path in dx}
     thresholds = {op: t["threshold"] for op, t in m["shipped"]["thresholds"].items()}
-    groups = benign_groups([int(r["label"]) for r in rows], [float(r["probability"]) for r in rows],
-                           [dx[r["path"]] for r in rows], thresholds)
+    groups = benign_groups([label for label, _ in scored.values()], [p for _, p in scored.values()],
+                           [dx[path] for path in scored], thresholds)
     return [f"| {model} | {g} | {v['n']} | {v['roc_auc_vs_malignant']:.3f} | "
             + " | ".join(f"{100 * v['called_malignant'][op]:.1f} %" for op in ("0.5", "balanced", "screening")) + " |"
             for g, v in groups.items()]
