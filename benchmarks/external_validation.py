@@ -15,7 +15,8 @@ own thresholds, leakage-guarded against the model's training manifest):
 Writes ``<out>/<model>/<set>/metrics.json`` and ``<out>/summary.md`` (one row per model and set:
 ROC-AUC [95 % CI], sensitivity/specificity/F1 at 0.5, balanced and screening, out-of-scope rate;
 then, for the HAM10000 test lesions, each benign diagnosis: ROC-AUC of the melanomas against it
-and the share called malignant at each threshold).
+and the share called malignant at each threshold). ``--write-card NAME`` stores NAME's results in
+its card, the by-diagnosis breakdown included (the web app lists it as benign look-alikes).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def row(model: str, name: str, m: dict) -> str:
     return f"| {model} | {name} | {n} ({r['n_malignant']} mal.) | " + " | ".join(cells) + " |"
 
 
-def diagnosis_rows(model: str, predictions: Path, ham_csv: Path, m: dict) -> list[str]:
-    """Rows of the by-diagnosis table for one model's HAM10000 test predictions."""
+def diagnosis_groups(predictions: Path, ham_csv: Path, m: dict) -> dict[str, dict]:
+    """``metrics.benign_groups`` of one model's HAM10000 test predictions, at its shipped thresholds."""
     import csv
 
     from external_selection import read_predictions  # a sibling script in benchmarks/
@@ -73,8 +74,12 @@ def diagnosis_rows(model: str, predictions: Path, ham_csv: Path, m: dict) -> lis
         dx = {r["path"]: r["dx"] for r in csv.DictReader(fh)}
     scored = {path: v for path, v in read_predictions(predictions).items() if path in dx}
     thresholds = {op: t["threshold"] for op, t in m["shipped"]["thresholds"].items()}
-    groups = benign_groups([label for label, _ in scored.values()], [p for _, p in scored.values()],
-                           [dx[path] for path in scored], thresholds)
+    return benign_groups([label for label, _ in scored.values()], [p for _, p in scored.values()],
+                         [dx[path] for path in scored], thresholds)
+
+
+def diagnosis_rows(model: str, groups: dict[str, dict]) -> list[str]:
+    """Rows of the by-diagnosis table for one model."""
     return [f"| {model} | {g} | {v['n']} | {v['roc_auc_vs_malignant']:.3f} | "
             + " | ".join(f"{100 * v['called_malignant'][op]:.1f} %" for op in ("0.5", "balanced", "screening")) + " |"
             for g, v in groups.items()]
@@ -96,7 +101,7 @@ def main() -> None:
     seed_csv = _seed_csv(args.seed_manifest, args.out / "seed_test.csv")
     lines = ["| model | set | images | ROC-AUC [95 % CI] | 0.5: sens / spec / F1 | balanced: sens / spec / F1 | "
              "screening: sens / spec / F1 | out of scope |", "|---" * 8 + "|"]
-    results, by_dx = {}, []
+    results, groups, by_dx = {}, {}, []
     for item in args.model:
         name, _, folder = item.partition("=")
         for set_name, spec in sets(seed_csv, args.ham_csv).items():
@@ -108,7 +113,8 @@ def main() -> None:
             lines.append(row(name, set_name, m))
             print(lines[-1], flush=True)
             if set_name == "ham_test":
-                by_dx += diagnosis_rows(name, args.out / name / set_name / "predictions.csv", args.ham_csv, m)
+                groups[name] = diagnosis_groups(args.out / name / set_name / "predictions.csv", args.ham_csv, m)
+                by_dx += diagnosis_rows(name, groups[name])
     dx_table = []
     if by_dx:
         dx_table = ["", "HAM10000 benign test lesions by diagnosis: ROC-AUC of all melanomas against that diagnosis, "
@@ -133,6 +139,8 @@ def main() -> None:
                             "without_leaked_roc_auc": (v.get("without_leaked") or {}).get("ranking", {}).get("roc_auc")}
                      for k, v in results.items() if k[0] == args.write_card},
         }
+        if args.write_card in groups:  # what the app lists as benign look-alikes (web.risk.look_alikes)
+            card["external_validation"]["sets"]["ham_test"]["benign_diagnoses"] = groups[args.write_card]
         model_card.write_card(card, folder)
     (args.out / "summary.json").write_text(json.dumps({f"{k[0]}/{k[1]}": {
         "roc_auc": v["shipped"]["ranking"]["roc_auc"], "leakage": v.get("leakage"), "scope": v.get("scope")}

@@ -48,6 +48,9 @@ def test_form_upload_redirects_to_a_complete_result_page(client, lesion_jpeg):
         assert f"/results/{aid}/images/{kind}" in html
     assert 'data-feature="tds"' in html and 'data-feature="asymmetry"' in html
     assert f"/results/{aid}/report.pdf" in html and f"/results/{aid}/fhir.json" in html
+    # the benign look-alikes the card measured are listed beside the probability
+    assert data["model"]["look_alikes"] and 'id="look-alikes"' in html
+    assert all(f'data-diagnosis="{la["diagnosis"]}"' in html for la in data["model"]["look_alikes"])
 
 
 def test_two_form_inputs_named_image_use_the_one_with_a_file(client, lesion_jpeg):

@@ -14,7 +14,8 @@ from melascan.web.analysis import run_analysis, split_images
 from melascan.web.i18n import translate
 from melascan.web.model import model_card
 from melascan.web.present import compare_rows, feature_rows, percent
-from melascan.web.risk import SHIPPED_SETS, model_level, operating_points, risk_assessment
+from melascan.web.risk import (LOOK_ALIKE_MIN_IMAGES, SHIPPED_SETS, look_alikes, model_level, operating_points,
+                               risk_assessment)
 
 THRESHOLDS = {"screening": 0.2, "balanced": 0.5}
 SAMPLE = Path(__file__).resolve().parents[2] / "src" / "melascan" / "assets" / "samples" / "malignant_1.jpg"
@@ -126,6 +127,26 @@ def test_operating_points_without_metrics(card):
         points = operating_points(blank)
         assert [p["name"] for p in points] == ["screening", "balanced"]
         assert all(p["sensitivity"] is None and p["set"] is None for p in points)
+
+
+def test_look_alikes_are_the_cards_ham10000_benign_diagnoses_most_often_rated_high_first(card):
+    groups = card["external_validation"]["sets"]["ham_test"]["benign_diagnoses"]
+    rows = look_alikes(card)
+    assert rows and [r["high_rate"] for r in rows] == sorted((r["high_rate"] for r in rows), reverse=True)
+    assert {r["diagnosis"] for r in rows} == {d for d, g in groups.items() if g["n"] >= LOOK_ALIKE_MIN_IMAGES}
+    for r in rows:
+        called = groups[r["diagnosis"]]["called_malignant"]
+        assert (r["n"], r["high_rate"], r["flagged_rate"], r["set"]) == (
+            groups[r["diagnosis"]]["n"], called["balanced"], called["screening"], "ham_test")
+        assert r["flagged_rate"] >= r["high_rate"]  # the screening threshold is the lower one
+        assert not en(f"diagnosis.{r['diagnosis']}").startswith("diagnosis.")  # every listed one has a name
+
+
+def test_no_look_alikes_without_a_measured_breakdown(card):
+    assert look_alikes({k: v for k, v in card.items() if k != "external_validation"}) == []
+    bare = copy.deepcopy(card)
+    del bare["external_validation"]["sets"]["ham_test"]["benign_diagnoses"]
+    assert look_alikes(bare) == []
 
 
 def test_percent_and_the_base_rate_sentence():

@@ -26,7 +26,7 @@ from melascan.web.cam import mostly_outside
 from melascan.web.exposure import exposure_warnings
 from melascan.web.images import decode_upload, encode, shrink, source_header
 from melascan.web.model import get_classifier
-from melascan.web.risk import OUT_OF_SCOPE, operating_points, risk_assessment
+from melascan.web.risk import OUT_OF_SCOPE, look_alikes, operating_points, risk_assessment
 
 SCHEMA = "melascan.analysis/1"
 
@@ -101,6 +101,7 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
             "temperature": card["calibration"].get("temperature"),
             "thresholds": thresholds,
             "operating_points": operating_points(card),
+            "look_alikes": look_alikes(card),
             "onnx_sha256": (card.get("files", {}).get("onnx") or {}).get("sha256"),
         },
         "classification": {

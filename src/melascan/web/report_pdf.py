@@ -132,6 +132,12 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
                 spec=percent(point["specificity"]), set=set_name(point.get("set"), _t)), 9)
     if not any(p.get("sensitivity") is not None for p in model.get("operating_points", [])):
         para(_t("result.uncertainty.none"), 9)
+    look_alikes = [] if level == "out_of_scope" else model.get("look_alikes", [])
+    if look_alikes:
+        para(_t("result.lookalikes.title"), 9, "B")
+    for la in look_alikes:
+        para(_t("result.lookalikes.item", diagnosis=_t("diagnosis." + la["diagnosis"]), high=percent(la["high_rate"]),
+                flagged=percent(la["flagged_rate"]), n=la["n"], set=set_name(la.get("set"), _t)), 9)
 
     shown = [k for k in ("original", "contour", "heatmap") if k in images]
     if shown:

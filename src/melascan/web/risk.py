@@ -156,3 +156,24 @@ def _has_rates(block: Any) -> bool:
         isinstance(block.get(k), (int, float)) and not isinstance(block.get(k), bool)
         for k in ("sensitivity", "specificity")
     )
+
+
+#: A benign diagnosis is listed as a look-alike only with at least this many test images.
+LOOK_ALIKE_MIN_IMAGES = 30
+
+
+def look_alikes(card: dict) -> list[dict[str, Any]]:
+    """Benign diagnoses the model confuses with melanoma, as the card's external validation measured
+    them on HAM10000 test lesions (``benchmarks/external_validation.py --write-card``): for each
+    diagnosis with at least ``LOOK_ALIKE_MIN_IMAGES`` images, ``diagnosis``, ``n``, the share rated
+    high (``high_rate``: at or above the balanced threshold) and moderate or high (``flagged_rate``:
+    at or above the screening threshold); most often rated high first. Empty when not measured."""
+    sets = (card.get("external_validation") or {}).get("sets") or {}
+    groups = (sets.get("ham_test") or {}).get("benign_diagnoses") or {}
+    rows = []
+    for diagnosis, block in groups.items():
+        called = block.get("called_malignant") or {}
+        if (block.get("n") or 0) >= LOOK_ALIKE_MIN_IMAGES and {"balanced", "screening"} <= called.keys():
+            rows.append({"diagnosis": diagnosis, "n": int(block["n"]), "set": "ham_test",
+                         "high_rate": float(called["balanced"]), "flagged_rate": float(called["screening"])})
+    return sorted(rows, key=lambda r: -r["high_rate"])
