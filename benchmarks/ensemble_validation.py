@@ -5,7 +5,9 @@
 
 Scores the validation split of the first run's manifest (reads ../shared/data through it) with each
 run's best checkpoint (``predict_logits``, its own image size and pre-processing, ``--tta`` views),
-and, given two or more runs, the ensemble that averages their malignant-minus-benign logits.
+and, given two or more runs, the ensemble that averages their malignant-minus-benign logits; or,
+with ``--ensemble NAME=RUN,RUN,...`` (repeatable; its runs are added to ``--run``), those ensembles.
+Every run must have been validated on the same images (the same val rows of its manifest).
 Validation only: the mean over sources of the per-source ROC-AUC is what the candidate rule of
 docs/model.md compares. Where the manifest records diagnoses (HAM10000), the melanomas' ROC-AUC
 against each benign diagnosis is reported too (a diagnostic, not part of the rule).
@@ -25,18 +27,35 @@ from melascan.runfolder import RunFolder
 from melascan.training.runs import load_run, predict_logits
 
 
+def _val_rows(records) -> list[tuple]:
+    return [(r.path, r.label_id, r.source) for r in records]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", action="append", required=True, help="run folder (two or more: also the ensemble)")
+    parser.add_argument("--run", action="append", default=[], help="run folder (two or more: also the ensemble)")
+    parser.add_argument("--ensemble", action="append", default=[], metavar="NAME=RUN,RUN,...",
+                        help="a named mean-logit ensemble of these runs (instead of the one of all --run)")
     parser.add_argument("--tta", type=int, default=1, help="test-time views for every run (1, 2, 4, 8)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    ensembles = {}
+    for item in args.ensemble:
+        name, _, runs = item.partition("=")
+        ensembles[name] = [r for r in runs.split(",") if r]
+        if not name or len(ensembles[name]) < 2:
+            raise SystemExit(f"--ensemble {item!r}: expected NAME=RUN,RUN[,...]")
+    args.run = list(dict.fromkeys(args.run + [r for runs in ensembles.values() for r in runs]))
+    if not args.run:
+        raise SystemExit("give at least one --run or --ensemble")
+    if not ensembles and len(args.run) > 1:
+        ensembles["ensemble (mean logit)"] = args.run
 
     manifest = RunFolder(args.run[0]).manifest()
-    for run in args.run[1:]:  # every run must have been validated on these very images
-        if RunFolder(run).manifest().sha256() != manifest.sha256():
-            raise SystemExit(f"{run} was trained on another manifest than {args.run[0]}")
     records = manifest.subset("val")
+    for run in args.run[1:]:  # every run must have been validated on these very images
+        if _val_rows(RunFolder(run).manifest().subset("val")) != _val_rows(records):
+            raise SystemExit(f"{run} was validated on other images than {args.run[0]}")
     y = np.array([r.label_id for r in records])
     sources = np.array([r.source for r in records])
     diagnoses = np.array([r.diagnosis for r in records])
@@ -48,8 +67,8 @@ def main() -> None:
         model, cfg = load_run(run)
         z = predict_logits(model, cfg, files, tta=args.tta)
         margins[run] = z[:, 1] - z[:, 0]
-    if len(args.run) > 1:
-        margins["ensemble (mean logit)"] = np.mean([margins[r] for r in args.run], axis=0)
+    for name, runs in ensembles.items():
+        margins[name] = np.mean([margins[r] for r in runs], axis=0)
 
     results = {}
     for name, m in margins.items():
@@ -59,7 +78,7 @@ def main() -> None:
             groups = benign_groups(y[has_dx], expit(m[has_dx]), diagnoses[has_dx], {})
             results[name]["roc_auc_vs_diagnosis"] = {g: round(v["roc_auc_vs_malignant"], 4) for g, v in groups.items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"runs": args.run, "tta_views": args.tta, "split": "val", "n_images": len(y),
+    args.out.write_text(json.dumps({"runs": args.run, "ensembles": ensembles, "tta_views": args.tta, "split": "val", "n_images": len(y),
                                     "results": results}, indent=2) + "\n")
     names = sorted(set(sources))
     print("| model | " + " | ".join(names) + " | mean |")

@@ -97,24 +97,35 @@ def tiny_manifest(tmp_path_factory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("data"), {"train": (12, 12), "val": (6, 6), "test": (4, 4)})
 
 
-@pytest.fixture(scope="session")
-def trained_run(tiny_manifest, tmp_path_factory) -> Path:
-    """One real run: trained two epochs, then evaluated on its test split (calibration.json,
-    eval/test/metrics.json)."""
-    pytest.importorskip("torch")
+def train_tiny_run(manifest: Path, root: Path, seed: int = 0) -> Path:
+    """One real run on ``manifest``: trained two epochs, then evaluated on its test split
+    (calibration.json, eval/test/metrics.json)."""
     from melascan.evaluation.evaluate import evaluate_run
     from melascan.training.config import RunConfig
     from melascan.training.engine import train
 
-    root = tmp_path_factory.mktemp("tiny_run")
     cfg = RunConfig(
-        model="resnet10t", pretrained="none", drop_rate=0.0, manifest=str(tiny_manifest), eda_json=None,
+        model="resnet10t", pretrained="none", drop_rate=0.0, manifest=str(manifest), eda_json=None,
         image_size=TINY_IMAGE_SIZE, color_constancy="shades_of_gray", cache_dir=str(root / "cache"), recipe="C4",
-        batch_size=8, epochs=2, warmup_epochs=0, lr=3e-3, patience=None, checkpoint_every=0, device="cpu", seed=0,
+        batch_size=8, epochs=2, warmup_epochs=0, lr=3e-3, patience=None, checkpoint_every=0, device="cpu", seed=seed,
     )
     train(cfg, root / "run")
     evaluate_run(root / "run", split="test", n_bootstrap=20, report=False)
     return root / "run"
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_manifest, tmp_path_factory) -> Path:
+    """``train_tiny_run`` with seed 0."""
+    pytest.importorskip("torch")
+    return train_tiny_run(tiny_manifest, tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture(scope="session")
+def second_trained_run(tiny_manifest, tmp_path_factory) -> Path:
+    """The same run with seed 1 (an ensemble member beside ``trained_run``)."""
+    pytest.importorskip("torch")
+    return train_tiny_run(tiny_manifest, tmp_path_factory.mktemp("tiny_run_seed1"), seed=1)
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eda": ("melascan.data.commands", "figures and statistics of a prepared split"),
     "audit": ("melascan.data.commands", "shortcut audit: how well trivial cues predict label and source"),
     "train": ("melascan.training.commands", "train one timm model from a config"),
+    "ensemble": ("melascan.training.commands", "average trained runs (mean logit) into one run folder"),
     "study": ("melascan.training.commands", "run the seed's grids: augment | models | strategies"),
     "evaluate": ("melascan.evaluation.commands", "metrics, calibration, figures and report of a run"),
     "export": ("melascan.export.commands", "export a trained run to ONNX with a model card"),

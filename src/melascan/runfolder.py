@@ -222,4 +222,7 @@ class RunFolder:
         """The command that reproduces the run (its config.yaml is fully resolved)."""
         import shlex
 
+        members = self.read_config().members
+        if members:
+            return shlex.join(["melascan", "ensemble", *members, "--out", str(self.path)])
         return shlex.join(["melascan", "train", "--config", str(self.config_path), "--out", str(self.path)])

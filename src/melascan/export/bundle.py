@@ -13,6 +13,10 @@ The exported graph has one input and three outputs::
 
 After export, onnxruntime runs the file on a few random inputs and the largest
 absolute difference to PyTorch is recorded (and must stay under a tolerance).
+
+With ``fp16_weights`` the weights are stored as float16, each followed by a Cast to float32
+(``store_weights_fp16``): the file is half the size, onnxruntime folds the casts when it loads
+the model and computes in float32 as before; only the weights are rounded.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ DEFAULT_OPSET = 18
 DEFAULT_MAX_SIZE_MB = 25.0
 INPUT_NAME = "input"
 OUTPUT_NAMES = ("logits", "features", "embedding")
+#: Relative logits tolerance of the ONNX check when the weights are stored as float16.
+FP16_WEIGHTS_TOLERANCE = 1e-2
 
 
 def embedding_stage(n_stages: int) -> int:
@@ -85,6 +91,7 @@ class ExportCheck:
     sha256: str
     torch_version: str
     onnxruntime_version: str
+    weights: str  # "float32" or "float16 (cast to float32 in the graph)"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,6 +147,29 @@ def _export(wrapper: torch.nn.Module, example: torch.Tensor, out_path: Path, ops
     raise AssertionError("unreachable")
 
 
+def store_weights_fp16(path: str | Path, min_elements: int = 16) -> int:
+    """Rewrite the ONNX file at ``path`` with every float32 initializer of at least ``min_elements``
+    values stored as float16 and cast back to float32 in the graph; returns how many were stored so."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    big = [t for t in graph.initializer if t.data_type == TensorProto.FLOAT and int(np.prod(t.dims)) >= min_elements]
+    casts = []
+    for tensor in big:
+        half = numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), tensor.name + "__fp16")
+        casts.append(helper.make_node("Cast", [half.name], [tensor.name], to=TensorProto.FLOAT,
+                                      name=tensor.name + "__to_fp32"))
+        graph.initializer.remove(tensor)
+        graph.initializer.append(half)
+    for node in reversed(casts):  # before every consumer: the graph stays topologically sorted
+        graph.node.insert(0, node)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return len(big)
+
+
 def export_onnx(
     model: torch.nn.Module,
     out_path: str | Path,
@@ -150,12 +180,14 @@ def export_onnx(
     tolerance: float = 1e-4,
     max_size_mb: float | None = DEFAULT_MAX_SIZE_MB,
     seed: int = 0,
+    fp16_weights: bool = False,
 ) -> ExportCheck:
     """Export ``model`` (a timm classifier with 2 outputs) to one ONNX file and check it.
 
     The check runs random normal inputs of each batch size through PyTorch and
     onnxruntime; the export fails if the logits differ by more than
-    ``tolerance * max(1, max|logit|)``. The file never uses external data and must
+    ``tolerance * max(1, max|logit|)`` (at least ``FP16_WEIGHTS_TOLERANCE`` with
+    ``fp16_weights``, see the module doc). The file never uses external data and must
     not exceed ``max_size_mb`` (``None``: no limit).
     """
     import onnxruntime as ort
@@ -177,6 +209,9 @@ def export_onnx(
     exporter = _export(wrapper, example, out_path, opset)
     if Path(str(out_path) + ".data").exists():
         raise ModelError(f"{out_path}: the exporter wrote external data; expected one file")
+    if fp16_weights:
+        store_weights_fp16(out_path)
+        tolerance = max(tolerance, FP16_WEIGHTS_TOLERANCE)
     size_bytes = out_path.stat().st_size
     if max_size_mb is not None and size_bytes > max_size_mb * 1e6:
         raise ModelError(
@@ -217,6 +252,7 @@ def export_onnx(
         sha256=model_card.file_sha256(out_path),
         torch_version=torch.__version__,
         onnxruntime_version=ort.__version__,
+        weights="float16 (cast to float32 in the graph)" if fp16_weights else "float32",
     )
 
 
@@ -254,6 +290,7 @@ def export_bundle(
     opset: int = DEFAULT_OPSET,
     max_size_mb: float | None = DEFAULT_MAX_SIZE_MB,
     test_time_views: int = 1,
+    fp16_weights: bool = False,
 ) -> dict:
     """Export ``model`` into ``out_dir`` as ``<name>.onnx``, ``<name>_head.npz`` and the
     model card (json + md). Returns the card.
@@ -286,7 +323,7 @@ def export_bundle(
         )
 
     onnx_path = out_dir / f"{name}.onnx"
-    check = export_onnx(model, onnx_path, image_size, opset=opset, max_size_mb=max_size_mb)
+    check = export_onnx(model, onnx_path, image_size, opset=opset, max_size_mb=max_size_mb, fp16_weights=fp16_weights)
     weight, bias = head_weights(model)
     if weight.shape[1] != check.feature_shape[0]:
         raise ModelError(
@@ -302,7 +339,7 @@ def export_bundle(
         "status": status,
         "warnings": warnings,
         "architecture": architecture or architecture_name(model),
-        "precision": "fp32",
+        "precision": "fp32 (weights stored as fp16)" if fp16_weights else "fp32",
         "class_names": list(model_card.CLASS_NAMES),
         "input": {
             "name": INPUT_NAME,

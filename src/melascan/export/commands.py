@@ -17,6 +17,8 @@ def add_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
     parser.add_argument("--max-mb", type=float, default=25.0,
                         help="refuse an ONNX file larger than this (default: %(default)s; 0 = no limit)")
+    parser.add_argument("--fp16-weights", action="store_true",
+                        help="store the weights as float16 (half the file, float32 compute; e.g. for an ensemble)")
     parser.add_argument("--int8", action="store_true",
                         help="quantize to int8 (calibrated on training images, compared with fp32 on val)")
     parser.add_argument("--no-scope", action="store_true",
@@ -43,7 +45,8 @@ def run_export(args: argparse.Namespace) -> int:
         notes = args.notes.read_text(encoding="utf-8").strip()
     options = ExportOptions(checkpoint=args.checkpoint, name=args.name, opset=args.opset or DEFAULT_OPSET,
                             max_size_mb=args.max_mb or None, int8=args.int8, int8_images=args.int8_images,
-                            scope=not args.no_scope, fusion=args.fusion, tta=args.tta, notes=notes)
+                            scope=not args.no_scope, fusion=args.fusion, tta=args.tta, notes=notes,
+                            fp16_weights=args.fp16_weights)
     result = export_run(args.run, args.out, options)
     card, heads = result.card, result.heads
     onnx = card["files"]["onnx"]

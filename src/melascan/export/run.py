@@ -41,6 +41,7 @@ class ExportOptions:
     scope: bool = True
     fusion: bool = False
     tta: bool = False  # ship the run's test-time augmentation (its views, temperature and thresholds)
+    fp16_weights: bool = False  # store the ONNX weights as float16 (half the file; fp32 compute)
     notes: str | None = None
 
 
@@ -103,11 +104,14 @@ def _publish(card: dict, work_dir: Path, out_dir: Path) -> None:
 def export_run(run_dir: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions()) -> ExportResult:
     """Export the run's ``options.checkpoint`` into ``out_dir`` (see the module doc)."""
     from melascan.export.heads import fit_heads
+    from melascan.training.ensemble import architecture
     from melascan.training.runs import load_run
 
     run = RunFolder(run_dir)
     if not run.path.is_dir():
         raise DataError(f"run folder not found: {run.path}")
+    if options.int8 and options.fp16_weights:
+        raise DataError("--int8 and --fp16-weights are two ways to shrink the file; choose one")
     model, cfg = load_run(run.path, checkpoint=options.checkpoint)  # cfg.mean/std are always set
     calibration = runinfo.read_calibration(run.path, options.checkpoint, tta=options.tta)
     if calibration is None:
@@ -123,10 +127,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path, options: ExportOptions 
         work = Path(scratch) / "fp32"
         card = export_bundle(
             model, work, image_size=cfg.image_size, mean=cfg.mean, std=cfg.std,
-            color_constancy=cfg.color_constancy, status="trained", name=options.name, architecture=cfg.model,
+            color_constancy=cfg.color_constancy, status="trained", name=options.name, architecture=architecture(cfg),
             calibration=calibration, training=runinfo.read_training(run.path, options.checkpoint),
             metrics=runinfo.read_metrics(run.path, options.checkpoint, views), warnings=warnings, notes=options.notes,
             opset=options.opset, max_size_mb=options.max_size_mb, test_time_views=views,
+            fp16_weights=options.fp16_weights,
         )
         if options.int8:
             work_int8 = Path(scratch) / "int8"

@@ -42,6 +42,22 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_ensemble(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", help="two or more trained run folders (same pre-processing and validation images)")
+    parser.add_argument("--out", type=Path, required=True, help="the ensemble's run folder, e.g. runs/ens3")
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    from melascan.runfolder import RunFolder
+    from melascan.training.ensemble import architecture, make_ensemble
+
+    out = make_ensemble(args.runs, args.out)
+    print(f"ensemble run folder: {out} ({architecture(RunFolder(out).read_config())})\n"
+          f"next: melascan evaluate {out} --split test, then melascan export {out} --out DIR "
+          "(--fp16-weights keeps the file small)")
+    return 0
+
+
 def add_study(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("grid", choices=("augment", "models", "strategies"),
                         help="augment: 14 recipes without/with WS (tables 5-6) | models: six families + "

@@ -82,6 +82,9 @@ class RunConfig:
     amp: str = "auto"  # auto (on with CUDA) | on | off
     # evaluation
     tta: bool = False  # test-time augmentation when evaluating (see runs.predict_logits)
+    # an ensemble (written by `melascan ensemble`, never trained): the run folders whose best
+    # checkpoints are averaged (mean logit); the other keys are the first member's
+    members: Optional[list[str]] = None
 
     # ---- derived values -------------------------------------------------------
     def validate(self) -> "RunConfig":
@@ -112,6 +115,7 @@ class RunConfig:
             (0.0 <= self.balance_diagnoses <= 1.0, "balance_diagnoses must be in [0, 1]"),
             (self.diagnosis_loss >= 0.0, "diagnosis_loss must be >= 0"),
             (self.weighted_sampling or not self.balance_diagnoses, "balance_diagnoses needs weighted_sampling=true"),
+            (self.members is None or len(self.members) >= 2, "members must list at least two runs or be null"),
         ]
         for value, name in ((self.mean, "mean"), (self.std, "std")):
             checks.append((value is None or len(value) == 3, f"{name} must be 3 numbers or null"))

@@ -232,6 +232,8 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
 
 def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict:
     """Train ``cfg`` into ``out_dir`` (or continue it from ``checkpoints/last.pt``); return the summary."""
+    if cfg.members:
+        raise DataError("an ensemble (members) is not trained: `melascan ensemble` builds it from trained runs")
     run = RunFolder(out_dir)
     where = setup_distributed(cfg.device)
     try:

@@ -30,11 +30,19 @@ ImageInput = Union[str, os.PathLike, np.ndarray]
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[torch.nn.Module, RunConfig]:
-    """The run's model (on CPU, in eval mode) with the weights of ``checkpoint``, and its RunConfig."""
+    """The run's model (on CPU, in eval mode) with the weights of ``checkpoint``, and its RunConfig;
+    for an ensemble folder (``melascan ensemble``) the mean-logit ensemble of its members."""
     run = RunFolder(run_dir)
     cfg = run.read_config()
     if cfg.mean is None or cfg.std is None:
         raise DataError(f"{run.config_path}: mean/std missing (not written by `melascan train`?)")
+    if cfg.members:
+        from melascan.training.ensemble import MeanLogitEnsemble, member_configs
+
+        if checkpoint != "best":
+            raise DataError(f"{run.path} is an ensemble of its members' best checkpoints; it has no {checkpoint!r}")
+        member_configs(cfg)  # they must share the pre-processing
+        return MeanLogitEnsemble([load_run(member)[0] for member in cfg.members]).eval(), cfg
     path = run.checkpoint(checkpoint)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
