@@ -216,7 +216,7 @@ def export_onnx(
     if max_size_mb is not None and size_bytes > max_size_mb * 1e6:
         raise ModelError(
             f"{out_path}: {size_bytes / 1e6:.1f} MB exceeds the {max_size_mb:g} MB limit "
-            "for an embedded model (choose a smaller architecture or raise the limit)"
+            "for an embedded model (choose a smaller architecture, store the weights as float16 or raise the limit)"
         )
 
     session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
