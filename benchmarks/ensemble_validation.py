@@ -24,11 +24,8 @@ from scipy.special import expit
 
 from melascan.evaluation.metrics import benign_groups, per_source_roc_auc
 from melascan.runfolder import RunFolder
+from melascan.training.ensemble import validation_images
 from melascan.training.runs import load_run, predict_logits
-
-
-def _val_rows(records) -> list[tuple]:
-    return [(r.path, r.label_id, r.source) for r in records]
 
 
 def main() -> None:
@@ -53,8 +50,8 @@ def main() -> None:
 
     manifest = RunFolder(args.run[0]).manifest()
     records = manifest.subset("val")
-    for run in args.run[1:]:  # every run must have been validated on these very images
-        if _val_rows(RunFolder(run).manifest().subset("val")) != _val_rows(records):
+    for run in args.run[1:]:
+        if validation_images(run) != validation_images(args.run[0]):
             raise SystemExit(f"{run} was validated on other images than {args.run[0]}")
     y = np.array([r.label_id for r in records])
     sources = np.array([r.source for r in records])

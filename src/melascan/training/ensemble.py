@@ -76,8 +76,11 @@ class MeanLogitEnsemble(torch.nn.Module):
         return fc
 
 
-def _val_rows(cfg: RunConfig, run: RunFolder) -> list[tuple]:
-    return [(r.path, r.label_id, r.source) for r in run.manifest(cfg).subset("val")]
+def validation_images(run: str | Path) -> list[tuple]:
+    """``(path, label, source)`` of each validation image of the run's manifest: runs that are
+    compared or averaged must have been validated on the same list."""
+    folder = RunFolder(run)
+    return [(r.path, r.label_id, r.source) for r in folder.manifest(folder.read_config()).subset("val")]
 
 
 def member_configs(cfg: RunConfig) -> list[RunConfig]:
@@ -116,10 +119,9 @@ def make_ensemble(members: Sequence[str | Path], out_dir: str | Path) -> Path:
         RunFolder(member).checkpoint("best")  # a ModelError names the missing file
     cfg = dataclasses.replace(base, members=members, init_from=None).validate()
     member_configs(cfg)
-    rows = _val_rows(base, first)
+    rows = validation_images(members[0])
     for member in members[1:]:
-        run = RunFolder(member)
-        if _val_rows(run.read_config(), run) != rows:
+        if validation_images(member) != rows:
             raise DataError(f"{member} was validated on other images than {members[0]}")
     out = RunFolder(out_dir)
     if out.config_path.exists():
