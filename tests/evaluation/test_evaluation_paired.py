@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.special import expit, logit
 from sklearn.metrics import roc_auc_score
 
-from melascan.evaluation.paired import delong_test, mcnemar_test, structural_components
+from melascan.evaluation.metrics import per_source_roc_auc
+from melascan.evaluation.paired import delong_test, delong_test_by_group, mcnemar_test, structural_components
 
 
 def _brute_components(y, s):
@@ -48,6 +50,29 @@ def test_delong_of_identical_scores_is_no_difference():
     assert result["difference"] == 0 and result["p_value"] == 1.0
     with pytest.raises(ValueError, match="both classes"):
         delong_test(np.zeros(4), s[:4], s[:4])
+
+
+def test_delong_by_group_tests_the_mean_over_sources_and_matches_the_bootstrap():
+    rng = np.random.default_rng(2)
+    y = np.concatenate([np.repeat([0, 1], [250, 50]), np.repeat([0, 1], [150, 100])])
+    groups = np.repeat(["ham", "m10k"], [300, 250])
+    a = expit(rng.normal(np.where(groups == "ham", 1.0, 2.0) * y, 1.0))  # probabilities, as the metrics take
+    b = expit(logit(a) + rng.normal(0, 0.7, y.size))
+    result = delong_test_by_group(y, a, b, groups)
+    expected = per_source_roc_auc(y, a, groups)["mean"] - per_source_roc_auc(y, b, groups)["mean"]
+    assert result["difference"] == pytest.approx(expected)
+    assert set(result["by_group"]) == {"ham", "m10k"}
+    assert result["ci95"][0] < result["difference"] < result["ci95"][1]
+    diffs = []
+    for _ in range(300):  # resample within each group and class, as the validation set was drawn
+        i = np.concatenate([rng.choice(np.flatnonzero((groups == g) & (y == c)), np.sum((groups == g) & (y == c)))
+                            for g in ("ham", "m10k") for c in (0, 1)])
+        diffs.append(per_source_roc_auc(y[i], a[i], groups[i])["mean"] - per_source_roc_auc(y[i], b[i], groups[i])["mean"])
+    assert result["std_error"] == pytest.approx(np.std(diffs), rel=0.25)
+    same = delong_test_by_group(y, a, a, groups)
+    assert same["difference"] == 0 and same["p_value"] == 1.0
+    with pytest.raises(ValueError, match="same length"):
+        delong_test_by_group(y, a, b, groups[:-1])
 
 
 def test_mcnemar_counts_discordant_images_and_gives_the_exact_p_value():

@@ -4,7 +4,8 @@
 1988), using the midrank formulation of Sun & Xu (2014): the AUC of each model is the mean of
 its per-image "structural components", and their covariance over the positive and the negative
 images gives the variance of the AUC difference. ``mcnemar_test`` compares two models' decisions
-at one threshold with McNemar's exact test on the discordant images.
+at one threshold with McNemar's exact test on the discordant images. ``delong_test_by_group``
+compares the mean over sources of the per-source ROC-AUC, the number the candidate rules use.
 """
 
 from __future__ import annotations
@@ -58,6 +59,34 @@ def delong_test(y_true, score_a, score_b) -> dict:
         p = float(2 * norm.sf(abs(z)))
     return {"auc_a": auc_a, "auc_b": auc_b, "difference": difference,
             "std_error": float(np.sqrt(max(variance, 0.0))), "z": float(z), "p_value": p}
+
+
+def delong_test_by_group(y_true, score_a, score_b, groups) -> dict:
+    """DeLong's test of the difference in the *mean over groups* of the per-group ROC-AUC (the
+    candidate rules' "mean over sources"), on the same images.
+
+    Each group (a source) is compared with ``delong_test``; groups hold disjoint images, so their
+    differences are independent and the mean's variance is ``sum(variance_g) / G**2``. Returns
+    ``difference`` (a - b), ``std_error``, ``ci95`` (normal), ``z``, the two-sided ``p_value`` and
+    ``by_group`` (each group's ``delong_test``). Tells how large a difference a validation set can
+    resolve before a rule reads anything into it.
+    """
+    y = np.asarray(y_true).astype(int)
+    groups = np.asarray(groups)
+    if groups.shape != y.shape:
+        raise ValueError("labels and groups must have the same length")
+    a, b = np.asarray(score_a, dtype=np.float64), np.asarray(score_b, dtype=np.float64)
+    by_group = {str(g): delong_test(y[groups == g], a[groups == g], b[groups == g]) for g in np.unique(groups)}
+    difference = float(np.mean([r["difference"] for r in by_group.values()]))
+    std_error = float(np.sqrt(sum(r["std_error"] ** 2 for r in by_group.values())) / len(by_group))
+    if std_error <= 1e-12:
+        z, p = 0.0, 1.0
+    else:
+        z = difference / std_error
+        p = float(2 * norm.sf(abs(z)))
+    return {"difference": difference, "std_error": std_error,
+            "ci95": [difference - 1.959964 * std_error, difference + 1.959964 * std_error],
+            "z": float(z), "p_value": p, "by_group": by_group}
 
 
 def mcnemar_test(y_true, predicted_a, predicted_b) -> dict:
