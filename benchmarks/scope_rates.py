@@ -1,5 +1,8 @@
 """Out-of-scope rejection rates of a model folder: generated non-skin images and dermoscopy sets.
 
+Also the share of in-scope dermoscopy images the card's familiar cut calls unfamiliar (no
+reassuring level in the app; ``melascan.inference.scope.familiar_cut``).
+
     .venv/bin/python benchmarks/scope_rates.py                                   # embedded model
     .venv/bin/python benchmarks/scope_rates.py --model DIR --csv ph2=../shared/data/ph2/labels.csv \
         --csv ham_test=data/mix/eval/ham_test.csv --split seed_test=test --out docs/scope_rates.json
@@ -18,12 +21,14 @@ from pathlib import Path
 import numpy as np
 
 
-def rejection(clf, images: list[np.ndarray], batch: int = 16) -> np.ndarray:
-    """True where the model's scope detector rejects the image."""
-    out = []
+def scope_flags(clf, images: list[np.ndarray], batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """``(rejected, unfamiliar)``: the scope detector rejects the image; it keeps the image but
+    finds it unlike the validation images (``familiar`` False)."""
+    preds = []
     for start in range(0, len(images), batch):
-        out += [p.in_scope is False for p in clf.predict_rgbs(images[start : start + batch])]
-    return np.array(out)
+        preds += clf.predict_rgbs(images[start : start + batch])
+    rejected = np.array([p.in_scope is False for p in preds])
+    return rejected, ~rejected & np.array([p.familiar is False for p in preds])
 
 
 def main() -> None:
@@ -45,8 +50,8 @@ def main() -> None:
     if clf.scope is None:
         raise SystemExit(f"{clf.model_dir}: this model has no scope detector")
     generated = non_skin_images()
-    rejected = rejection(clf, list(generated.values()))
-    result = {"model": str(clf.model_dir), "threshold": clf.scope.threshold,
+    rejected, _ = scope_flags(clf, list(generated.values()))
+    result = {"model": str(clf.model_dir), "threshold": clf.scope.threshold, "familiar_below": clf.familiar_below,
               "non_skin": {"images": len(generated), "rejected": int(rejected.sum()),
                            "rejected_rate": float(rejected.mean()),
                            "kept": [n for n, r in zip(generated, rejected) if not r]},
@@ -60,8 +65,9 @@ def main() -> None:
         manifest = read_manifest(clf.card["training"]["data_manifest"])
         sets[name] = manifest.files(split)
     for name, paths in sets.items():
-        r = rejection(clf, [load_rgb(p) for p in paths])
-        result["dermoscopy"][name] = {"images": len(paths), "rejected": int(r.sum()), "rejected_rate": float(r.mean())}
+        r, u = scope_flags(clf, [load_rgb(p) for p in paths])
+        result["dermoscopy"][name] = {"images": len(paths), "rejected": int(r.sum()), "rejected_rate": float(r.mean()),
+                                      "unfamiliar": int(u.sum()), "unfamiliar_rate": float(u.mean())}
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

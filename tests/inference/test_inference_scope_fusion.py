@@ -40,8 +40,8 @@ def test_scope_threshold_passes_the_validation_share_and_rejects_far_points(tmp_
         ScopeModel.load(tmp_path / "bad.npz")
 
 
-def test_left_out_source_rejection_measures_a_source_the_detector_never_saw():
-    from melascan.inference.scope import left_out_source_rejection
+def test_left_out_source_rates_measure_a_source_the_detector_never_saw():
+    from melascan.inference.scope import left_out_source_rates
 
     rng = np.random.default_rng(2)
     basis = rng.normal(size=(6, 30))
@@ -50,11 +50,23 @@ def test_left_out_source_rejection_measures_a_source_the_detector_never_saw():
     train = np.concatenate([near(600, 0), near(600, 0), near(600, 5)])
     val = np.concatenate([near(300, 0), near(300, 0), near(300, 5)])
     t_src, v_src = np.repeat(["a", "b", "far"], 600), np.repeat(["a", "b", "far"], 300)
-    rates = left_out_source_rejection(train, colour(1800), t_src, val, colour(900), v_src)
+    rates = left_out_source_rates(train, colour(1800), t_src, val, colour(900), v_src)
     assert set(rates) == {"a", "b", "far"}
-    assert rates["a"] < 0.1 and rates["b"] < 0.1  # like the sources it was fitted on
-    assert rates["far"] > 0.9  # a shifted source is lost
-    assert left_out_source_rejection(train, colour(1800), t_src, val, colour(900), np.repeat("a", 900)) == {}
+    assert rates["a"]["rejected"] < 0.1 and rates["b"]["rejected"] < 0.1  # like the sources it was fitted on
+    assert 0.0 < rates["a"]["unfamiliar"] < 0.15  # about the 5 % the familiar cut leaves out, plus the rejected
+    assert rates["far"]["rejected"] > 0.9  # a shifted source is lost
+    assert rates["far"]["unfamiliar"] >= rates["far"]["rejected"]  # rejected pictures are unfamiliar too
+    assert left_out_source_rates(train, colour(1800), t_src, val, colour(900), np.repeat("a", 900)) == {}
+
+
+def test_familiar_cut_is_the_validation_quantile():
+    from melascan.inference.scope import FAMILIAR_RATE, familiar_cut
+
+    scores = np.linspace(0.0, 1.0, 101)
+    assert familiar_cut(scores) == pytest.approx(FAMILIAR_RATE)
+    assert familiar_cut(scores, 0.5) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no validation scores"):
+        familiar_cut(np.array([]))
 
 
 def test_colour_statistics_tell_gray_text_from_skin():
@@ -104,9 +116,11 @@ def test_exported_bundle_has_a_scope_detector_and_predictions_say_in_scope(expor
     assert "scope" in card["files"] and card["scope"]["val_pass_rate"] >= 0.9
     assert set(card["scope"]) >= {"method", "threshold", "fitted_on", "threshold_from"}
     preds = clf.predict_rgbs([rng.integers(0, 256, (72, 90, 3), dtype=np.uint8) for _ in range(3)])
+    assert 0 < card["scope"]["familiar_below"] <= clf.scope.threshold  # a validation quantile of the scores
     for p in preds:
         assert isinstance(p.in_scope, bool) and p.in_scope == (p.scope_score <= clf.scope.threshold)
         assert p.to_dict()["in_scope"] == p.in_scope and not p.fused
+        assert p.familiar == (p.scope_score <= card["scope"]["familiar_below"]) and p.to_dict()["familiar"] == p.familiar
     broken = tmp_path / "model"
     shutil.copytree(exported, broken)
     (broken / card["files"]["scope"]["name"]).write_bytes(b"tampered")
@@ -169,3 +183,36 @@ def test_leave_one_source_out_catches_a_lesion_input_that_only_works_in_one_sour
     assert fusion_verdict(comparison) == "network"
     assert leave_one_source_out_fusion(inputs, y, np.full(y.size, "a")) is None
     assert fusion_verdict({"network": {"mean": 0.8}, "fusion_cv": {"mean": 0.9}}) == "fusion"
+
+
+def test_refit_heads_keeps_the_network_and_the_card_and_refits_the_scope(exported, trained_run, second_trained_run,
+                                                                           tmp_path, capsys):
+    """`melascan export RUN --out DIR --refit-heads`: a folder exported before the familiar cut existed
+    gets it, with the same ONNX file and the card's other entries; a folder of another run is refused."""
+    import json
+    import shutil
+
+    from melascan.cli import main
+    from melascan.inference import Classifier
+    from melascan.inference import card as model_card
+
+    folder = tmp_path / "model"
+    shutil.copytree(exported, folder)
+    card = model_card.load_card(folder)
+    del card["scope"]["familiar_below"], card["scope"]["familiar_from"]
+    card["notes"] = "kept by a refit"
+    model_card.write_card(card, folder)
+    assert Classifier(folder).predict_rgbs([np.full((60, 60, 3), 128, np.uint8)])[0].familiar is None  # no cut: unknown
+
+    assert main(["export", str(trained_run), "--out", str(folder), "--refit-heads"]) == 0
+    assert "familiar below" in capsys.readouterr().out
+    refit = model_card.load_card(folder)
+    assert refit["scope"]["familiar_below"] == pytest.approx(model_card.load_card(exported)["scope"]["familiar_below"])
+    assert refit["files"]["onnx"] == card["files"]["onnx"] and refit["notes"] == "kept by a refit"
+    assert refit["calibration"] == card["calibration"]
+    assert "left_out_source_rejection" not in refit["scope"]  # one source: nothing to leave out
+    assert json.loads((folder / "model_card.json").read_text())["scope"]["familiar_below"] > 0
+
+    assert main(["export", str(second_trained_run), "--out", str(folder), "--refit-heads"]) == 2
+    assert "was exported from" in capsys.readouterr().err
+    assert model_card.load_card(folder) == refit  # nothing written

@@ -147,7 +147,7 @@ def test_every_translation_key_used_in_templates_exists():
 
 
 def test_keys_built_from_codes_exist():
-    from melascan.web.risk import LEVELS, UNKNOWN
+    from melascan.web.risk import LEVELS, UNFAMILIAR, UNKNOWN, UNTRAINED
     from melascan.web.service import IMAGE_KINDS
 
     keys = set(catalog("en"))
@@ -158,8 +158,10 @@ def test_keys_built_from_codes_exist():
         assert f"image.{kind}" in keys and f"image.{kind}.explain" in keys
     for band in ("benign", "suspicious", "melanoma"):
         assert f"tds_band.{band}" in keys and f"tds_band.short.{band}" in keys
-    for code in ("blurry", "too_dark", "no_lesion", "not_dermoscopic", "too_small", "touches_border"):
+    for code in ("blurry", "too_dark", "no_lesion", "not_dermoscopic", "too_small", "touches_border",
+                 UNTRAINED, UNFAMILIAR):
         assert f"warning.{code}" in keys
+    assert {"result.advice.unknown_model", "result.advice.unknown_unfamiliar", "result.unfamiliar_suspicious"} <= keys
 
 
 # --- headers, errors ---------------------------------------------------------------------

@@ -204,6 +204,22 @@ def test_untrained_model_never_reassures():
     assert risk_assessment(0.9, THRESHOLDS, None, [], model_status="untrained")["level"] == "high"
 
 
+def test_a_picture_unlike_the_validation_images_never_reassures():
+    from melascan.web.present import advice_key, unfamiliar_note
+
+    risk = risk_assessment(0.05, THRESHOLDS, "benign", [], familiar=False)
+    assert risk["level"] == "unknown" and risk["blocking_warnings"] == ["unfamiliar_picture"]
+    assert risk["reasons"][-1] == "unfamiliar_picture" and not risk["quality_limited"]
+    assert advice_key(risk) == "result.advice.unknown_unfamiliar" and unfamiliar_note(risk) is None
+    high = risk_assessment(0.9, THRESHOLDS, None, [], familiar=False)
+    assert high["level"] == "high" and unfamiliar_note(high) == "result.unfamiliar_suspicious"
+    blurry = risk_assessment(0.05, THRESHOLDS, None, ["blurry"], familiar=False)
+    assert blurry["reasons"][-1] == "quality" and advice_key(blurry) == "result.advice.unknown"  # retake first
+    for familiar in (True, None):  # familiar, or a model without a familiar cut
+        assert risk_assessment(0.05, THRESHOLDS, "benign", [], familiar=familiar)["level"] == "low"
+    assert en("warning.unfamiliar_picture") and "unfamiliar" not in en("result.advice.unknown_unfamiliar")
+
+
 @pytest.mark.parametrize("p, band", [(0.9, "melanoma"), (0.05, "benign")])
 def test_out_of_scope_image_gets_no_level_whatever_the_probability(p, band):
     risk = risk_assessment(p, THRESHOLDS, band, [], in_scope=False)

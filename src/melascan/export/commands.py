@@ -29,6 +29,9 @@ def add_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="ship test-time augmentation: logits averaged over the views, temperature and "
                              "thresholds of the run's `melascan evaluate --tta VIEWS`")
+    parser.add_argument("--refit-heads", action="store_true",
+                        help="keep the network already exported from RUN in --out and refit only its scope "
+                             "detector (and with --fusion the fusion); the card's other entries stay")
     parser.add_argument("--int8-images", type=int, default=128,
                         help="training images used to calibrate int8 ranges (default: %(default)s)")
 
@@ -36,7 +39,7 @@ def add_export(parser: argparse.ArgumentParser) -> None:
 def run_export(args: argparse.Namespace) -> int:
     from melascan.errors import DataError
     from melascan.export.bundle import DEFAULT_OPSET
-    from melascan.export.run import ExportOptions, export_run
+    from melascan.export.run import ExportOptions, export_run, refit_heads
 
     notes = None
     if args.notes:
@@ -47,10 +50,11 @@ def run_export(args: argparse.Namespace) -> int:
                             max_size_mb=args.max_mb or None, int8=args.int8, int8_images=args.int8_images,
                             scope=not args.no_scope, fusion=args.fusion, tta=args.tta, notes=notes,
                             fp16_weights=args.fp16_weights)
-    result = export_run(args.run, args.out, options)
+    result = (refit_heads if args.refit_heads else export_run)(args.run, args.out, options)
     card, heads = result.card, result.heads
     onnx = card["files"]["onnx"]
-    print(f"exported {args.run} ({card['architecture']}, {card['input']['image_size']} px) to {args.out}/")
+    print(f"{'refitted the heads of' if args.refit_heads else 'exported'} {args.run} ({card['architecture']}, "
+          f"{card['input']['image_size']} px) {'in' if args.refit_heads else 'to'} {args.out}/")
     print(f"  {onnx['name']}: {onnx['bytes'] / 1e6:.1f} MB, sha256 {onnx['sha256'][:16]}...")
     if card["input"]["test_time_views"] > 1:
         print(f"  test-time augmentation: logits averaged over {card['input']['test_time_views']} views")
@@ -71,10 +75,12 @@ def run_export(args: argparse.Namespace) -> int:
                   "it was not fitted on")
         if "scope" in heads:
             print(f"  scope threshold {heads['scope']['threshold']:.4g} "
-                  f"(val pass rate {heads['scope']['val_pass_rate']:.3f})")
-            left_out = heads["scope"].get("left_out_source_rejection", {}).get("rates")
+                  f"(val pass rate {heads['scope']['val_pass_rate']:.3f}), familiar below "
+                  f"{heads['scope']['familiar_below']:.4g}")
+            left_out = heads["scope"].get("left_out_source_rejection", {})
             if left_out:
-                print(f"  scope, fitted without a source, rejects of its val images: {json.dumps(left_out)}")
+                print(f"  scope, fitted without a source, rejects of its val images: {json.dumps(left_out['rates'])}; "
+                      f"rejects or finds unfamiliar: {json.dumps(left_out['unfamiliar_rates'])}")
     cal = card["calibration"]
     print(f"  temperature {cal['temperature']:.4g}, thresholds balanced {cal['thresholds']['balanced']:.4g}, "
           f"screening {cal['thresholds']['screening']:.4g}")

@@ -33,7 +33,8 @@ from melascan.imageio import load_rgb
 from melascan.inference import card as model_card
 from melascan.inference import fusion as fusion_mod
 from melascan.inference.classifier import Classifier, calibrated_probability
-from melascan.inference.scope import DEFAULT_PASS_RATE, colour_statistics, fit_scope, left_out_source_rejection
+from melascan.inference.scope import (DEFAULT_PASS_RATE, FAMILIAR_RATE, colour_statistics, familiar_cut, fit_scope,
+                                     left_out_source_rates)
 
 log = logging.getLogger(__name__)
 
@@ -168,15 +169,21 @@ def fit_heads(model_dir: str | Path, manifest: Manifest, *, scope: bool = True, 
             "threshold_from": (f"{100 * DEFAULT_PASS_RATE:g}th percentile of the validation images' scores"
                                if DEFAULT_PASS_RATE < 1 else "the largest validation image score"),
             "val_pass_rate": float(np.mean(detector.in_scope(val["embedding"], val["colour"]))),
+            "familiar_below": familiar_cut(detector.scores(val["embedding"], val["colour"])),
+            "familiar_from": (f"{100 * FAMILIAR_RATE:g}th percentile of the validation images' scores: above it "
+                              "(and in scope) a picture is unlike the images the model's numbers were measured on"),
         }
         train_sources = np.array([r.source or "all" for r, ok in zip(train_records, train["ok"]) if ok])
-        left_out = left_out_source_rejection(train["embedding"], train["colour"], train_sources,
-                                             val["embedding"], val["colour"], sources)
+        left_out = left_out_source_rates(train["embedding"], train["colour"], train_sources,
+                                         val["embedding"], val["colour"], sources)
         if left_out:
             card["scope"]["left_out_source_rejection"] = {
-                "rates": left_out,
-                "method": "each source's validation images, scored by a detector fitted and thresholded on the "
-                          "other sources' images: what a new dermatoscope may lose (the network saw every source)"}
+                "rates": {k: v["rejected"] for k, v in left_out.items()},
+                "unfamiliar_rates": {k: v["unfamiliar"] for k, v in left_out.items()},
+                "method": "each source's validation images, scored by a detector fitted, thresholded and given its "
+                          "familiar cut on the other sources' images: what a new dermatoscope may lose (rates) and "
+                          "how many of its pictures would be called unfamiliar or rejected (unfamiliar_rates); "
+                          "the network saw every source"}
         report["scope"] = card["scope"]
     network_logit = val["logits"][:, 1] - val["logits"][:, 0]
     inputs = np.array([fusion_mod.lesion_inputs(z, les) for z, les in zip(network_logit, val["lesions"])])

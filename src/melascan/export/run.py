@@ -150,3 +150,30 @@ def export_run(run_dir: str | Path, out_dir: str | Path, options: ExportOptions 
         )
         _publish(card, work, Path(out_dir))
     return ExportResult(card=card, pipeline_max_abs_diff=diff, heads=heads)
+
+
+def refit_heads(run_dir: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions()) -> ExportResult:
+    """Refit the scope detector (with ``options.fusion`` the fusion too) of ``out_dir``, a folder
+    already exported from ``run_dir``, on the run's manifest: the network, its calibration and the
+    card's other entries (external validation included) stay as they are. For a change in how the
+    heads are fitted, without a new ONNX file."""
+    from melascan.export.heads import fit_heads
+
+    run, out = RunFolder(run_dir), Path(out_dir)
+    card = model_card.load_card(out)
+    exported_from = Path(str((card.get("training") or {}).get("run", "")))
+    if exported_from.resolve() != run.path.resolve():
+        raise DataError(f"{out} was exported from {exported_from or 'an unknown run'}, not {run.path}")
+    if not (options.scope or options.fusion):
+        raise DataError("nothing to refit: no scope detector and no fusion")
+    if card.get("fusion") and not options.fusion:
+        raise DataError(f"{out} ships a fusion: add --fusion to refit it too (without it the fusion would be dropped)")
+    manifest = run.manifest(run.read_config())
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch) / "model"
+        shutil.copytree(out, work)
+        heads = fit_heads(work, manifest, scope=options.scope, fusion=options.fusion, progress=True)
+        card = model_card.load_card(work)
+        _publish(card, work, out)
+    return ExportResult(card=card, pipeline_max_abs_diff=float(card["export"].get("pipeline_max_abs_diff_logits", 0.0)),
+                        heads=heads)

@@ -276,12 +276,18 @@ def card_markdown(card: dict) -> str:
                   f"({scope.get('threshold_from')}); fitted on {scope.get('fitted_on')}. An image above the "
                   "threshold, or whose colours cannot be skin (the lesion analysis's `not_dermoscopic` check), "
                   "is reported as not a dermoscopic image of a skin lesion and gets no probability.", ""]
-        left_out = (scope.get("left_out_source_rejection") or {}).get("rates")
-        if left_out:
+        if scope.get("familiar_below") is not None:
+            lines += [f"Familiar pictures: score <= {_fmt(scope['familiar_below'])} ({scope.get('familiar_from')}). "
+                      "An in-scope picture above it gets its probability, but no reassuring level.", ""]
+        left_out = scope.get("left_out_source_rejection") or {}
+        if left_out.get("rates"):
             lines += ["Rejected validation images of a source the detector was not fitted on (fitted and "
                       "thresholded on the other sources): "
-                      + ", ".join(f"{k} {100 * v:.1f} %" for k, v in left_out.items())
-                      + "; what a new dermatoscope may lose.", ""]
+                      + ", ".join(f"{k} {100 * v:.1f} %" for k, v in left_out["rates"].items())
+                      + "; what a new dermatoscope may lose."
+                      + ("" if not left_out.get("unfamiliar_rates") else " Rejected or unfamiliar: "
+                         + ", ".join(f"{k} {100 * v:.1f} %" for k, v in left_out["unfamiliar_rates"].items()) + "."),
+                      ""]
     fusion = card.get("fusion")
     if fusion:
         cv = fusion.get("validation") or {}

@@ -86,6 +86,7 @@ class Prediction:
     cam: np.ndarray | None = field(default=None, repr=False, compare=False)  # HxW in [0, 1]
     in_scope: bool | None = None  # None: the model has no scope detector (see predict_rgbs)
     scope_score: float | None = None  # distance from the training images; > the card's threshold: out of scope
+    familiar: bool | None = None  # scope_score <= the card's familiar cut (None: no detector or no cut)
     network_probability: float | None = None  # the network alone, when ``probability`` is fused
     fused: bool = False  # probability from the network + lesion measurements model
 
@@ -104,6 +105,7 @@ class Prediction:
             "temperature": self.temperature,
             "in_scope": self.in_scope,
             "scope_score": self.scope_score,
+            "familiar": self.familiar,
             "network_probability": self.network_probability,
             "fused": self.fused,
         }
@@ -183,6 +185,8 @@ class Classifier:
         self.status: str = self.card["status"]
         scope_entry = self.card["files"].get("scope")
         self.scope: ScopeModel | None = ScopeModel.load(self.model_dir / scope_entry["name"]) if scope_entry else None
+        familiar_below = (self.card.get("scope") or {}).get("familiar_below")
+        self.familiar_below: float | None = None if familiar_below is None else float(familiar_below)
         self.fusion: dict | None = fusion_mod.check_fusion(self.card["fusion"]) if self.card.get("fusion") else None
 
         if threads is None:
@@ -303,6 +307,7 @@ class Classifier:
             cam=cam,
             in_scope=None if score is None else bool(score <= self.scope.threshold),
             scope_score=score,
+            familiar=None if score is None or self.familiar_below is None else bool(score <= self.familiar_below),
         )
 
     def fuse(self, prediction: Prediction, lesion: dict | None) -> Prediction:

@@ -3,7 +3,9 @@
 The CSV is a stable interface (other tools score external sets through it): one row
 per image, columns ``CSV_COLUMNS``; ``in_scope`` is ``true``/``false`` (empty for a model
 without a scope detector): ``false`` means the image does not look like a dermoscopic
-image of a skin lesion and its probability must not be shown to a person. A file that cannot be read gets a row with an
+image of a skin lesion and its probability must not be shown to a person; ``familiar`` is
+``false`` for an in-scope image unlike the validation images the model's numbers were measured
+on (empty without a detector or its cut). A file that cannot be read gets a row with an
 empty score and the reason in ``error``; the other files are still scored.
 """
 
@@ -18,12 +20,12 @@ from melascan.inference.classifier import Classifier
 
 #: Stable columns of ``melascan predict --csv`` (append new ones at the end only).
 CSV_COLUMNS = ("path", "probability", "label", "label_screening", "logit_benign", "logit_malignant", "error",
-               "in_scope", "scope_score", "network_probability")
+               "in_scope", "scope_score", "network_probability", "familiar")
 #: Files a folder walk picks up (by suffix, case-insensitive); other files are ignored.
 def error_row(path: Path, message: str) -> dict[str, Any]:
     return {"path": str(path), "probability": None, "label": None, "label_screening": None,
             "logit_benign": None, "logit_malignant": None, "error": message,
-            "in_scope": None, "scope_score": None, "network_probability": None}  # fmt: skip
+            "in_scope": None, "scope_score": None, "network_probability": None, "familiar": None}  # fmt: skip
 
 
 def score_files(
@@ -68,6 +70,7 @@ def score_files(
                     "in_scope": p.in_scope,
                     "scope_score": p.scope_score,
                     "network_probability": p.network_probability,
+                    "familiar": p.familiar,
                 }
         rows.extend(slots)  # type: ignore[arg-type]
         if progress:

@@ -20,6 +20,11 @@ farther from the training images than validation images of the training sources 
 no validation image may be rejected. ``scores`` is the larger of the two ratios: an image
 is in scope when it is at most 1.
 
+Between "like the validation images" and "not a dermoscopic image" lies a picture that is in
+scope but unlike most images the model's numbers were measured on (another dermatoscope,
+another clinic): ``familiar_cut`` is the score below which ``FAMILIAR_RATE`` of the validation
+images lie. The app does not reassure about a picture above it (``melascan.web.risk``).
+
 Arrays in, numbers out; no torch. Saved as ``<model>_scope.npz`` beside the ONNX file.
 """
 
@@ -35,6 +40,8 @@ import numpy as np
 from melascan.errors import ModelError
 
 DEFAULT_PASS_RATE = 1.0
+#: Share of the validation images a picture's scope score must not exceed to count as familiar.
+FAMILIAR_RATE = 0.95
 PARTS = ("network", "colour")
 COLOUR_SIDE_PX = 64
 
@@ -135,14 +142,24 @@ def fit_scope(train_embedding: np.ndarray, val_embedding: np.ndarray, train_colo
                       Gaussian.fit(train_colour, val_colour, pass_rate))
 
 
-def left_out_source_rejection(train_embedding: np.ndarray, train_colour: np.ndarray, train_sources: np.ndarray,
-                              val_embedding: np.ndarray, val_colour: np.ndarray, val_sources: np.ndarray,
-                              *, pass_rate: float = DEFAULT_PASS_RATE) -> dict[str, float]:
-    """For each source: the share of its validation images that a detector fitted (and thresholded)
-    without that source rejects; an estimate of what a new dermatoscope would lose. Empty with
-    fewer than two sources. (The network itself still saw every source in training.)"""
+def familiar_cut(val_scores: np.ndarray, rate: float = FAMILIAR_RATE) -> float:
+    """The scope score at or below which a picture is like the validation images (their ``rate``
+    quantile): above it, the model's measured numbers were not measured on pictures like it."""
+    scores = np.asarray(val_scores, dtype=np.float64)
+    if scores.size == 0:
+        raise ValueError("no validation scores")
+    return float(np.quantile(scores, rate))
+
+
+def left_out_source_rates(train_embedding: np.ndarray, train_colour: np.ndarray, train_sources: np.ndarray,
+                          val_embedding: np.ndarray, val_colour: np.ndarray, val_sources: np.ndarray,
+                          *, pass_rate: float = DEFAULT_PASS_RATE) -> dict[str, dict[str, float]]:
+    """For each source, ``{"rejected": r, "unfamiliar": u}``: the share of its validation images
+    that a detector fitted (and thresholded, and given its ``familiar_cut``) without that source
+    rejects, and the share it rejects or finds unfamiliar; an estimate of what a new dermatoscope
+    meets. Empty with fewer than two sources. (The network itself still saw every source.)"""
     train_sources, val_sources = np.asarray(train_sources), np.asarray(val_sources)
-    rates: dict[str, float] = {}
+    rates: dict[str, dict[str, float]] = {}
     if len(np.unique(val_sources)) < 2:
         return rates
     for source in np.unique(val_sources):
@@ -151,6 +168,9 @@ def left_out_source_rejection(train_embedding: np.ndarray, train_colour: np.ndar
             continue
         detector = fit_scope(train_embedding[keep_t], val_embedding[keep_v], train_colour[keep_t],
                              val_colour[keep_v], pass_rate=pass_rate)
-        held = ~keep_v
-        rates[str(source)] = float(np.mean(~detector.in_scope(val_embedding[held], val_colour[held])))
+        cut = familiar_cut(detector.scores(val_embedding[keep_v], val_colour[keep_v]))
+        held = detector.scores(val_embedding[~keep_v], val_colour[~keep_v])
+        rates[str(source)] = {"rejected": float(np.mean(held > detector.threshold)),
+                              "unfamiliar": float(np.mean(held > cut))}
     return rates
+

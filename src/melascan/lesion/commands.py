@@ -6,7 +6,8 @@ Stable interface (other tools score lesion analysis through it):
   a folder is walked recursively. Each object has at least ``path``, ``probability``
   (calibrated P(melanoma), ``null`` with ``--no-classify``), ``in_scope`` (``false``: not a
   dermoscopic image of a skin lesion, do not show its probability; ``null`` without a
-  classifier or scope detector) and ``lesion`` with
+  classifier or scope detector), ``familiar`` (``false``: in scope but unlike the images the
+  model's numbers were measured on) and ``lesion`` with
   ``asymmetry``, ``border``, ``colors``, ``diameter_px``, ``tds``, ``tds_band`` (see
   ``LesionAnalysis.to_dict`` for all keys). A file that cannot be read gets
   ``{"path": ..., "error": "..."}`` and the others are still processed.
@@ -130,6 +131,7 @@ def analyze_file(path: Path, args: argparse.Namespace, classifier, names: Output
         record["labels"] = dict(prediction.labels)
         record["in_scope"] = prediction.in_scope
         record["scope_score"] = prediction.scope_score
+        record["familiar"] = prediction.familiar
         record["network_probability"] = prediction.network_probability
     record["lesion"] = lesion
     record["quality"] = lesion["quality"]

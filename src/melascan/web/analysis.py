@@ -67,7 +67,7 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
     thresholds = {k: float(v) for k, v in prediction.thresholds.items()}
     probability = float(prediction.probability)
     risk = risk_assessment(probability, thresholds, lesion_dict.get("tds_band"), quality,
-                           str(card.get("status")), in_scope=prediction.in_scope)
+                           str(card.get("status")), in_scope=prediction.in_scope, familiar=prediction.familiar)
 
     # Stored compactly: the original at the analysed size, overlays as JPEG (~10x smaller than PNG).
     images = {
@@ -108,6 +108,7 @@ def run_analysis(image_bytes: bytes, filename: str, *, model_path: str | None = 
             "probability": probability,
             "in_scope": prediction.in_scope,
             "scope_score": prediction.scope_score,
+            "familiar": prediction.familiar,
             "network_probability": prediction.network_probability,
             "fused": prediction.fused,
             "labels": json_safe(dict(prediction.labels)),

@@ -221,6 +221,7 @@ def _register_template_helpers(app: Flask) -> None:
         js_strings=js_strings,
         percent=present.percent,
         advice_key=present.advice_key,
+        unfamiliar_note=present.unfamiliar_note,
         driver=present.driver,
         set_name=present.set_name,
         color_palette=present.COLOR_LEGEND,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from melascan.lesion.colors import COLOR_PALETTE
-from melascan.web.risk import TDS_BAND_STEPS
+from melascan.web.risk import TDS_BAND_STEPS, UNFAMILIAR, UNTRAINED
 
 Translate = Callable[..., str]
 
@@ -152,13 +152,25 @@ def set_name(key: str | None, t: Translate) -> str:
 def advice_key(risk: dict[str, Any]) -> str:
     """Translation key of the advice under the headline.
 
-    ``unknown`` has two texts: image problems (retake the photo) or, when the only
-    blocking reason is the untrained placeholder model, a model that cannot judge.
+    ``unknown`` has three texts: image problems (retake the photo), the untrained
+    placeholder model (a model that cannot judge), or a picture unlike the images the model
+    was measured on (its number is shown but does not reassure).
     """
     level = risk.get("level", "unknown")
-    if level == "unknown" and not risk.get("quality_limited") and "untrained_model" in risk.get("blocking_warnings", []):
+    blocking = risk.get("blocking_warnings", [])
+    if level == "unknown" and not risk.get("quality_limited") and UNTRAINED in blocking:
         return "result.advice.unknown_model"
+    if level == "unknown" and not risk.get("quality_limited") and UNFAMILIAR in blocking:
+        return "result.advice.unknown_unfamiliar"
     return f"result.advice.{level}"
+
+
+def unfamiliar_note(risk: dict[str, Any]) -> str | None:
+    """Translation key of the note under a suspicious level whose picture is unlike the images
+    the model's numbers were measured on (the level stands); None otherwise."""
+    if UNFAMILIAR in risk.get("blocking_warnings", []) and risk.get("level") in ("moderate", "high"):
+        return "result.unfamiliar_suspicious"
+    return None
 
 
 def driver(risk: dict[str, Any], lesion: dict[str, Any] | None) -> tuple[str, dict[str, str]] | None:

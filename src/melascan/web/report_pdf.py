@@ -19,7 +19,7 @@ from PIL import Image
 
 from melascan.web.fonts import FONT_DIR, PDF_FONT
 from melascan.web.i18n import translate
-from melascan.web.present import advice_key, driver, feature_rows, percent, set_name
+from melascan.web.present import advice_key, driver, feature_rows, percent, set_name, unfamiliar_note
 
 SANS, HANGUL = "Sans", "Fallback"  # the main family and the fallback family of a report
 
@@ -118,6 +118,8 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
         para(_t(why[0], **why[1]), 9, "I")
     if risk.get("quality_limited") and level not in ("unknown", "out_of_scope"):
         para(_t("result.quality_limited_suspicious"), 10, "I")
+    if unfamiliar_note(risk):
+        para(_t(unfamiliar_note(risk)), 10, "I")
     if level == "out_of_scope":  # no probability for an image that is not dermoscopy
         para(_t("result.retake"))
     else:

@@ -14,6 +14,9 @@ UNKNOWN = "unknown"
 OUT_OF_SCOPE = "out_of_scope"
 #: Blocking code added when the model card's status is not "trained".
 UNTRAINED = "untrained_model"
+#: Blocking code added when the picture is in scope but unlike the validation images
+#: (``Prediction.familiar`` False): the model's measured numbers do not cover it.
+UNFAMILIAR = "unfamiliar_picture"
 
 #: Warnings that are shown but still let the app judge: the segmentation's own flags
 #: (the spot runs off the picture, or is small in it). Every other code, i.e. the
@@ -46,6 +49,7 @@ def risk_assessment(
     warnings: list[str],
     model_status: str = "trained",
     in_scope: bool | None = None,
+    familiar: bool | None = None,
 ) -> dict[str, Any]:
     """The risk level shown to the user, with the reasons that produced it.
 
@@ -64,7 +68,10 @@ def risk_assessment(
        the app never reassures about an image it cannot read. Moderate and high stay
        (a suspicious result is never hidden) but are marked ``quality_limited``.
     4. The same holds for a model whose card is not ``"status": "trained"`` (the
-       placeholder): its low result is ``unknown`` too (blocking code ``untrained_model``).
+       placeholder): its low result is ``unknown`` too (blocking code ``untrained_model``),
+       and for a picture unlike the images the model's numbers were measured on
+       (``familiar`` False, blocking code ``unfamiliar_picture``): a number not measured on
+       pictures like it must not reassure. Moderate and high stay, marked by the code.
     """
     if in_scope is False:
         return {"level": OUT_OF_SCOPE, "model_level": None, "tds_band": None, "quality_limited": True,
@@ -83,9 +90,11 @@ def risk_assessment(
     quality_limited = bool(blocking)
     if model_status != "trained":
         blocking.append(UNTRAINED)
+    if familiar is False:
+        blocking.append(UNFAMILIAR)
     if blocking and level == "low":
         level = UNKNOWN
-        reasons.append("untrained_model" if blocking == [UNTRAINED] else "quality")
+        reasons.append("quality" if quality_limited else UNTRAINED if UNTRAINED in blocking else UNFAMILIAR)
     return {
         "level": level,
         "model_level": level_model,
