@@ -30,14 +30,17 @@ def add_predict(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_table(rows: list[dict]) -> None:
+    from melascan.inference.predict import OUT_OF_SCOPE_NOTE, UNFAMILIAR_NOTE
+
     for row in rows:
         if row["error"]:
             print(f"{row['path']}\tERROR: {row['error']}")
         elif row["in_scope"] is False:
-            print(f"{row['path']}\tOUT OF SCOPE: does not look like a dermoscopic image of a skin lesion; not scored")
+            print(f"{row['path']}\t{OUT_OF_SCOPE_NOTE}")
         else:
             print(f"{row['path']}\tP(melanoma)={row['probability']:.4f}\t"
-                  f"balanced: {row['label']}\tscreening: {row['label_screening']}")  # fmt: skip
+                  f"balanced: {row['label']}\tscreening: {row['label_screening']}"
+                  + (f"\t{UNFAMILIAR_NOTE}" if row["familiar"] is False else ""))  # fmt: skip
 
 
 def run_predict(args: argparse.Namespace) -> int:

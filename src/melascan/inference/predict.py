@@ -21,6 +21,9 @@ from melascan.inference.classifier import Classifier
 #: Stable columns of ``melascan predict --csv`` (append new ones at the end only).
 CSV_COLUMNS = ("path", "probability", "label", "label_screening", "logit_benign", "logit_malignant", "error",
                "in_scope", "scope_score", "network_probability", "familiar")
+#: What the human-readable outputs of ``predict`` and ``analyze`` say for such images.
+OUT_OF_SCOPE_NOTE = "OUT OF SCOPE: does not look like a dermoscopic image of a skin lesion; not scored"
+UNFAMILIAR_NOTE = "UNFAMILIAR: unlike the images the model's numbers were measured on; a low score does not reassure"
 #: Files a folder walk picks up (by suffix, case-insensitive); other files are ignored.
 def error_row(path: Path, message: str) -> dict[str, Any]:
     return {"path": str(path), "probability": None, "label": None, "label_screening": None,

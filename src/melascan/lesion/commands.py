@@ -162,12 +162,16 @@ def structures_found(structures: dict) -> list[str]:
 
 def summary_line(record: dict) -> str:
     """One human-readable line per image for the default output."""
+    from melascan.inference.predict import OUT_OF_SCOPE_NOTE, UNFAMILIAR_NOTE
+
     if "error" in record:
         return f"{record['path']}\tERROR: {record['error']}"
     les = record["lesion"]
     if record.get("in_scope") is False:
-        return f"{record['path']}\tOUT OF SCOPE: does not look like a dermoscopic image of a skin lesion; not scored"
+        return f"{record['path']}\t{OUT_OF_SCOPE_NOTE}"
     prob = "n/a" if record["probability"] is None else f"{record['probability']:.3f}"
+    if record.get("familiar") is False:
+        prob += f" ({UNFAMILIAR_NOTE})"
     if not les["lesion_found"]:
         return f"{record['path']}\tP(melanoma)={prob}\tno lesion found\tquality: {', '.join(les['quality'])}"
     diameter = f"{les['diameter_px']:.0f} px" + (f" ({les['diameter_mm']:.1f} mm)" if les["diameter_mm"] else "")

@@ -66,8 +66,9 @@ def openapi_document() -> dict[str, Any]:
                 "Risk": {
                     "type": "object",
                     "properties": {
-                        "level": {"type": "string", "enum": ["low", "moderate", "high", "unknown"]},
-                        "model_level": {"type": "string", "enum": ["low", "moderate", "high"]},
+                        "level": {"type": "string", "enum": ["low", "moderate", "high", "unknown", "out_of_scope"]},
+                        "model_level": {"type": "string", "enum": ["low", "moderate", "high"], "nullable": True,
+                                        "description": "null when the picture is out of scope"},
                         "tds_band": {"type": "string", "nullable": True},
                         "quality_limited": {"type": "boolean"},
                         "blocking_warnings": {"type": "array", "items": {"type": "string"}},
@@ -103,6 +104,12 @@ def openapi_document() -> dict[str, Any]:
                                 "probability": {"type": "number", "minimum": 0, "maximum": 1},
                                 "labels": {"type": "object", "additionalProperties": {"type": "string"}},
                                 "logits": {"type": "array", "items": {"type": "number"}},
+                                "in_scope": {"type": "boolean", "nullable": True,
+                                             "description": "false: not a dermoscopic image of a skin lesion "
+                                                            "(no probability may be shown)"},
+                                "familiar": {"type": "boolean", "nullable": True,
+                                             "description": "false: in scope, but unlike the images the model's "
+                                                            "numbers were measured on (never called low risk)"},
                             },
                         },
                         "quality": {
