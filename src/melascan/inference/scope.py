@@ -173,4 +173,3 @@ def left_out_source_rates(train_embedding: np.ndarray, train_colour: np.ndarray,
         rates[str(source)] = {"rejected": float(np.mean(held > detector.threshold)),
                               "unfamiliar": float(np.mean(held > cut))}
     return rates
-
