@@ -362,8 +362,10 @@ HANGUL_VS_TOFU_JS = """() => {
 
 
 def test_what_a_person_is_told_in_a_real_browser(page, lesion_jpeg, make_lesion):
-    """Out of scope leads with 'retake' and shows no percentage; a sample shows its known diagnosis;
-    comparing two different spots warns; Korean renders real Hangul glyphs, not missing-glyph boxes."""
+    """Out of scope leads with 'retake' and shows no percentage; a picture unlike the validation
+    images shows its number with the note that it was not measured on pictures like it; a sample
+    shows its known diagnosis; comparing two different spots warns; Korean renders real Hangul
+    glyphs, not missing-glyph boxes."""
     import io
 
     from PIL import Image
@@ -375,6 +377,11 @@ def test_what_a_person_is_told_in_a_real_browser(page, lesion_jpeg, make_lesion)
     out = analyse_upload(page, text.getvalue(), "page.jpg")
     headline = page.inner_text("#headline")
     assert "retake" in headline.lower() and "%" not in page.inner_text("main")
+    # the embedded model scores this sample 0.17 (moderate) with scope score 0.44, above its familiar cut 0.38
+    from melascan.inference.classifier import default_model_dir
+
+    analyse_upload(page, (default_model_dir().parent / "samples" / "benign_3.jpg").read_bytes(), "mole.jpg")
+    assert page.locator("#unfamiliar-note").is_visible() and page.locator("#probability-value").is_visible()
     page.goto("/samples")
     page.locator(".sample .button").first.click()
     page.wait_for_url(re.compile(r"/results/[\w-]+$"))
