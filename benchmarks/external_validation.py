@@ -13,7 +13,8 @@ own thresholds, leakage-guarded against the model's training manifest):
 * ``ph2``: the PH2 images in ``../shared/data/ph2`` (melanoma vs common and atypical nevi).
 
 Writes ``<out>/<model>/<set>/metrics.json`` and ``<out>/summary.md`` (one row per model and set:
-ROC-AUC [95 % CI], sensitivity/specificity/F1 at 0.5, balanced and screening, out-of-scope rate;
+ROC-AUC [95 % CI], sensitivity/specificity/F1 at 0.5, balanced and screening, out-of-scope rate
+(``summary.json`` also has each set's share of in-scope images above the card's familiar cut);
 then, for the HAM10000 test lesions, each benign diagnosis: ROC-AUC of the melanomas against it
 and the share called malignant at each threshold). ``--write-card NAME`` stores NAME's results in
 its card, the by-diagnosis breakdown included (the web app lists it as benign look-alikes).

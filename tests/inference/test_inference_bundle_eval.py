@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from melascan.cli import main
 from melascan.data.manifest import read_manifest
@@ -25,6 +26,15 @@ def test_exported_model_is_scored_with_its_own_thresholds_and_leakage_guard(expo
     assert m["n_images"] == 8 and m["n_malignant"] == 4 and m["fused"] is False
     assert m["shipped"]["thresholds"]["balanced"]["threshold"] == card["calibration"]["thresholds"]["balanced"]
     assert m["leakage"]["n_leaked"] == 0 and "scope" in m and 0 <= m["scope"]["rejected_rate"] <= 1
+    assert m["scope"]["familiar_below"] == card["scope"]["familiar_below"]
+    # with the familiar cut below every score, each image the detector keeps is unfamiliar
+    strict = tmp_path / "strict_model"
+    shutil.copytree(exported, strict)
+    model_card.write_card({**card, "scope": {**card["scope"], "familiar_below": 0.0}}, strict)
+    assert main(["evaluate", str(strict), "--bootstrap", "20", "--workers", "1", "--csv", str(tmp_path / "test.csv"),
+                 "--out", str(tmp_path / "strict")]) == 0
+    scope = json.loads((tmp_path / "strict" / "metrics.json").read_text())["scope"]
+    assert scope["unfamiliar"] == m["n_images"] - scope["rejected"] and scope["unfamiliar_rate"] > 0
     assert (out / "predictions.csv").read_text().count("\n") == 9
     # training images are found by the guard and scored apart
     leaky = tmp_path / "leaky"

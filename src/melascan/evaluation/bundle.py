@@ -63,7 +63,7 @@ def predict_target(clf, target: Target, *, progress: bool = False) -> dict:
         p = clf.predict_rgbs([rgb])[0]
         rows.append({"index": index, "path": str(path), "label": int(label), "probability": p.probability,
                      "network_probability": p.network_probability if p.fused else p.probability,
-                     "in_scope": p.in_scope, "scope_score": p.scope_score})
+                     "in_scope": p.in_scope, "scope_score": p.scope_score, "familiar": p.familiar})
     if not rows:
         raise DataError(f"{target.name}: no readable image")
     return {key: np.array([r[key] for r in rows]) for key in rows[0]}
@@ -121,6 +121,10 @@ def evaluate_bundle(model: str | Path, out: str | Path, *, split: str | None = N
         inside = pred["in_scope"].astype(bool)
         result["scope"] = {"rejected": int((~inside).sum()), "rejected_rate": float(np.mean(~inside)),
                            "threshold": clf.scope.threshold}
+        if clf.familiar_below is not None:  # in scope, but unlike the validation images (no reassuring level)
+            unfamiliar = inside & np.array([f is not None and not f for f in pred["familiar"]])  # numpy bools
+            result["scope"].update(familiar_below=clf.familiar_below, unfamiliar=int(unfamiliar.sum()),
+                                   unfamiliar_rate=float(np.mean(unfamiliar)))
     kept = pred["index"]
     if target.sources is not None:
         result["by_source"] = {}
