@@ -18,12 +18,26 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def center_square_box(height_px: int, width_px: int) -> tuple[int, int, int]:
+    """``(top, left, side)`` of the largest centred square of an image this size."""
+    side = min(height_px, width_px)
+    return (height_px - side) // 2, (width_px - side) // 2, side
+
+
 def center_square(rgb: np.ndarray) -> np.ndarray:
     """Crop the largest centred square (dermoscopy lesions are centred)."""
-    h, w = rgb.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
+    top, left, side = center_square_box(*rgb.shape[:2])
     return rgb[top : top + side, left : left + side]
+
+
+def lesion_outside_crop_fraction(mask: np.ndarray) -> float:
+    """Share of a lesion mask (HxW bool) that ``center_square`` cuts off: what the network never
+    sees of the lesion (0 for a square image; 0 without a lesion)."""
+    area = int(np.count_nonzero(mask))
+    if area == 0:
+        return 0.0
+    top, left, side = center_square_box(*mask.shape[:2])
+    return 1.0 - int(np.count_nonzero(mask[top : top + side, left : left + side])) / area
 
 
 def resize_square(rgb: np.ndarray, size_px: int) -> np.ndarray:
