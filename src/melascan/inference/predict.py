@@ -24,11 +24,11 @@ CSV_COLUMNS = ("path", "probability", "label", "label_screening", "logit_benign"
 #: What the human-readable outputs of ``predict`` and ``analyze`` say for such images.
 OUT_OF_SCOPE_NOTE = "OUT OF SCOPE: does not look like a dermoscopic image of a skin lesion; not scored"
 UNFAMILIAR_NOTE = "UNFAMILIAR: unlike the images the model's numbers were measured on; a low score does not reassure"
-#: Files a folder walk picks up (by suffix, case-insensitive); other files are ignored.
+
+
 def error_row(path: Path, message: str) -> dict[str, Any]:
-    return {"path": str(path), "probability": None, "label": None, "label_screening": None,
-            "logit_benign": None, "logit_malignant": None, "error": message,
-            "in_scope": None, "scope_score": None, "network_probability": None, "familiar": None}  # fmt: skip
+    """The row of a file that could not be scored: every column empty but ``path`` and ``error``."""
+    return {**dict.fromkeys(CSV_COLUMNS), "path": str(path), "error": message}
 
 
 def score_files(

@@ -118,8 +118,9 @@ def build_pdf(result: dict[str, Any], images: dict[str, bytes], *, analysis_id: 
         para(_t(why[0], **why[1]), 9, "I")
     if risk.get("quality_limited") and level not in ("unknown", "out_of_scope"):
         para(_t("result.quality_limited_suspicious"), 10, "I")
-    if unfamiliar_note(risk):
-        para(_t(unfamiliar_note(risk)), 10, "I")
+    note = unfamiliar_note(risk)
+    if note:
+        para(_t(note), 10, "I")
     if level == "out_of_scope":  # no probability for an image that is not dermoscopy
         para(_t("result.retake"))
     else:
