@@ -215,4 +215,6 @@ def test_refit_heads_keeps_the_network_and_the_card_and_refits_the_scope(exporte
 
     assert main(["export", str(second_trained_run), "--out", str(folder), "--refit-heads"]) == 2
     assert "was exported from" in capsys.readouterr().err
+    assert main(["export", str(trained_run), "--out", str(folder), "--refit-heads", "--int8"]) == 2
+    assert "--int8 would change them" in capsys.readouterr().err
     assert model_card.load_card(folder) == refit  # nothing written

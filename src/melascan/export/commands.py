@@ -41,6 +41,13 @@ def run_export(args: argparse.Namespace) -> int:
     from melascan.export.bundle import DEFAULT_OPSET
     from melascan.export.run import ExportOptions, export_run, refit_heads
 
+    if args.refit_heads:
+        ignored = [flag for flag, given in (("--int8", args.int8), ("--fp16-weights", args.fp16_weights),
+                                            ("--tta", args.tta), ("--notes", args.notes),
+                                            ("--checkpoint", args.checkpoint != "best")) if given]
+        if ignored:
+            raise DataError(f"--refit-heads keeps the exported network and card; {', '.join(ignored)} "
+                            "would change them: export anew instead")
     notes = None
     if args.notes:
         if not args.notes.is_file():
