@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from melascan.cli import main
-from melascan.data.audit import frame_fractions, jpeg_quality
+from melascan.data.audit import frame_fractions, jpeg_quality, lesion_framing
 
 
 def _manifest(write_prepared, root, n=40):
@@ -45,3 +45,12 @@ def test_audit_reports_the_planted_frame_shortcut(write_prepared, tmp_path):
     assert auc[("jpeg", "label", "all")] < 0.75  # every image was saved at the same quality
     assert ("frame", "label", "a") in auc and any(t.startswith("source") for _, t, _ in auc)
     assert (out / "audit.png").is_file() and "| frame |" in (out / "audit.md").read_text()
+
+
+def test_lesion_framing_measures_share_box_and_offset():
+    mask = np.zeros((100, 200), bool)
+    mask[10:30, 120:160] = True  # 20 x 40 px, centre (140, 20)
+    area, box_w, box_h, off_x, off_y, found = lesion_framing(mask)
+    assert area == 800 / 20000 and box_w == 0.2 and box_h == 0.2 and found == 1.0
+    assert off_x == 40 / 200 and off_y == 30 / 100
+    assert lesion_framing(np.zeros((10, 10), bool)) == [0.0] * 6

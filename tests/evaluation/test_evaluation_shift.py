@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from melascan.evaluation.shift import SHIFTS, dermoscope_frame, look_distance, mean_lab, warm_light
+from melascan.evaluation.shift import SHIFTS, dermoscope_frame, look_distance, mean_lab, warm_light, zoom
 
 
 @pytest.fixture
@@ -38,3 +38,13 @@ def test_look_distance_ranks_an_unusual_image_last(skin):
     candidates = np.stack([mean_lab(skin), mean_lab(np.full_like(skin, 40))])
     d = look_distance(candidates, refs)
     assert d[1] > d[0]
+
+
+@pytest.mark.parametrize("factor", [1.5, 2 / 3])
+def test_zoom_scales_the_lesion_share_of_the_picture(factor):
+    rgb = np.full((90, 120, 3), 200, np.uint8)
+    rgb[30:60, 45:75] = 40  # a dark 30 x 30 px lesion in the centre
+    out = zoom(rgb, factor)
+    assert out.shape == rgb.shape
+    share = lambda img: float(np.mean(img.mean(axis=2) < 120))  # noqa: E731
+    assert share(out) == pytest.approx(share(rgb) * factor**2, rel=0.1)

@@ -14,7 +14,11 @@ Cue sets (pure functions of the image file; arrays in, numbers out):
   dermatoscope's black circular vignette);
 * ``jpeg``: estimated JPEG quality (from the luminance quantisation table), 0 if not JPEG;
 * ``thumb32``: the image squashed to 32x32 pixels (3,072 numbers, PCA to 32 dims) - a tiny
-  model that sees no lesion detail.
+  model that sees no lesion detail;
+* ``framing``: how the lesion sits in the picture, from the lesion analysis's mask
+  (``lesion_framing``): its share of the picture, its box's width and height relative to the
+  picture's, how far its centre is off the picture's centre, whether one was found. It mixes a
+  real sign (melanomas are larger) with how a collection zoomed and cropped.
 
 AUC 0.5 = the cue carries no label; within one source a cue near 0.5 is what we want.
 Models: gradient boosting for the tabular cues, logistic regression for the thumbnails.
@@ -32,10 +36,11 @@ import numpy as np
 from PIL import Image
 
 from melascan.data.manifest import read_manifest
+from melascan.lesion.segmentation import segment_lesion
 
 log = logging.getLogger(__name__)
 
-CUE_SETS = ("size", "colour", "frame", "jpeg", "thumb32")
+CUE_SETS = ("size", "colour", "frame", "jpeg", "thumb32", "framing")
 THUMB_PX = 32
 DARK_LEVEL = 40  # gray level below which a pixel counts as frame-black
 
@@ -69,6 +74,20 @@ def frame_fractions(rgb: np.ndarray) -> tuple[float, float]:
     return float(np.mean(gray[ring] < DARK_LEVEL)), float(np.mean(corners < DARK_LEVEL))
 
 
+def lesion_framing(mask: np.ndarray) -> list[float]:
+    """How a lesion mask (HxW bool) sits in its picture: ``[area_fraction, box_width_fraction,
+    box_height_fraction, centre_offset_x_fraction, centre_offset_y_fraction, found]``; offsets are
+    the box centre's distance from the picture's centre over the picture's width and height.
+    All zeros (``found`` 0) for an empty mask."""
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return [0.0] * 6
+    h, w = mask.shape[:2]
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    return [rows.size / (h * w), (right - left) / w, (bottom - top) / h,
+            abs((left + right) / 2 - w / 2) / w, abs((top + bottom) / 2 - h / 2) / h, 1.0]
+
+
 def image_cues(path: str) -> dict:
     """Every cue of one image file (see module doc)."""
     with Image.open(path) as image:
@@ -84,6 +103,7 @@ def image_cues(path: str) -> dict:
         "frame": [ring, corners],
         "jpeg": [quality],
         "thumb32": thumb.ravel().tolist(),
+        "framing": lesion_framing(segment_lesion(rgb).mask),
     }
 
 

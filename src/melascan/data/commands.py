@@ -149,7 +149,8 @@ def run_eda(args: argparse.Namespace) -> int:
 
 def add_audit(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Shortcut audit: cross-validated ROC-AUC of small models on trivial cues (size, colour, "
-                          "black frame, JPEG quality, 32-px thumbnails) for the label, per source, and for the source.")
+                          "black frame, JPEG quality, 32-px thumbnails, how the lesion is framed) for the label, per source, "
+                          "and for the source.")
     parser.add_argument("manifests", nargs="+", metavar="NAME=MANIFEST",
                         help="named manifests, e.g. melanoma-10k=data/seed/manifest.csv mix=data/mix/manifest.csv")
     parser.add_argument("--out", type=Path, required=True, help="output folder (audit.json, audit.md, audit.png)")

@@ -64,6 +64,35 @@ def dermoscope_frame(rgb: np.ndarray, radius_fraction: float = 0.48) -> np.ndarr
     return out
 
 
+def zoom(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """The same picture at ``factor`` times the magnification, same size: ``factor`` > 1 crops the
+    centre ``1/factor`` of each side and enlarges it (the lesion fills more of the picture),
+    ``factor`` < 1 shrinks the picture into a margin of its edge's median colour (more skin
+    around the lesion, without mirrored copies of it), as another dermatoscope would frame it."""
+    h, w = rgb.shape[:2]
+    if factor >= 1:
+        ch, cw = max(1, round(h / factor)), max(1, round(w / factor))
+        top, left = (h - ch) // 2, (w - cw) // 2
+        return cv2.resize(rgb[top : top + ch, left : left + cw], (w, h), interpolation=cv2.INTER_LINEAR)
+    sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
+    edge = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    out = np.empty_like(rgb)
+    out[:] = np.median(edge, axis=0).astype(rgb.dtype)
+    top, left = (h - sh) // 2, (w - sw) // 2
+    out[top : top + sh, left : left + sw] = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def zoom_in(rgb: np.ndarray) -> np.ndarray:
+    """1.5x the magnification: the lesion's share of the picture grows 2.25-fold."""
+    return zoom(rgb, 1.5)
+
+
+def zoom_out(rgb: np.ndarray) -> np.ndarray:
+    """2/3 the magnification: the lesion's share of the picture shrinks 2.25-fold."""
+    return zoom(rgb, 2 / 3)
+
+
 SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "warm_light": warm_light,
     "cool_light": cool_light,
@@ -72,6 +101,8 @@ SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "low_contrast": low_contrast,
     "phone_jpeg": phone_jpeg,
     "dermoscope_frame": dermoscope_frame,
+    "zoom_in": zoom_in,
+    "zoom_out": zoom_out,
 }
 
 
