@@ -17,7 +17,7 @@ def test_registry_matches_the_seed_table():
     for name, parts in SEED_TABLE.items():
         assert RECIPE_COMPONENTS[name] == parts
     assert set(SEED_RECIPES) == set(SEED_TABLE) and SEED_RECIPES[0] == "baseline"
-    assert set(RECIPES) == set(SEED_TABLE) | {"C4S", "C4SF", "MS"}
+    assert set(RECIPES) == set(SEED_TABLE) | {"C4S", "C4SF", "MS", "MSZ"}
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -59,3 +59,15 @@ def test_multi_source_recipe_keeps_size_and_dtype_and_changes_resolution():
     assert blurred.shape == image.shape and blurred.float().std() < image.float().std()  # detail lost
     assert RandomResolution(p=0.0)(image) is image
     assert RandomJpeg(p=1.0, quality=(30, 30))(image).shape == image.shape
+
+
+def test_zoom_out_shrinks_the_lesion_into_a_margin_of_skin():
+    from melascan.training.recipes import RandomZoomOut
+
+    image = torch.full((3, 64, 64), 200, dtype=torch.uint8)
+    image[:, 24:40, 24:40] = 30  # a 16 x 16 px lesion
+    out = RandomZoomOut(p=1.0, scale_range=(0.5, 0.5))(image)
+    assert out.shape == image.shape and out.dtype == torch.uint8
+    assert int((out[0] < 100).sum()) == 8 * 8  # a quarter of the area, no mirrored copy
+    assert int(out[:, 0, 0].min()) == 200  # the margin has the edge's colour
+    assert RandomZoomOut(p=0.0)(image) is image

@@ -29,7 +29,10 @@ a shortcut this breaks.
 look carry no label: ``RRC`` random-resized crop (area 0.5-1, aspect 3/4-4/3), both flips,
 rotation, strong colour jitter, ``RES`` (p = 0.5: down-scale to 35-100 % of the side and back,
 so sharpness and resolution vary within every source), ``JPEG`` (p = 0.5: re-compression at
-quality 30-95) and ``FRAME``.
+quality 30-95) and ``FRAME``. ``MSZ`` = MS plus ``ZOOMOUT`` (p = 0.3: shrink to 60-100 % of the
+side into a margin of the edge's colour), so a lesion is also seen with more skin
+around it than its source shows (``RRC`` only zooms in); melanoma-10k's benign lesions fill a
+quarter as much of their pictures as its melanomas (docs/data.md, ``framing``).
 
 The module imports no torch at load time: ``RECIPES`` maps each name to a
 factory that builds the pipeline when called.
@@ -58,6 +61,7 @@ RECIPE_COMPONENTS: dict[str, tuple[str, ...]] = {
     "C4S": ("F1", "VFLIP", "F2", "F3S"),
     "C4SF": ("F1", "VFLIP", "F2", "F3S", "FRAME"),
     "MS": ("RRC", "F1", "VFLIP", "F2", "F3S", "RES", "JPEG", "FRAME"),
+    "MSZ": ("RRC", "ZOOMOUT", "F1", "VFLIP", "F2", "F3S", "RES", "JPEG", "FRAME"),
 }
 
 
@@ -124,6 +128,30 @@ class RandomResolution:
         return f"RandomResolution(p={self.p}, scale_range={self.scale_range})"
 
 
+class RandomZoomOut:
+    """With probability ``p``, ``evaluation.shift.zoom`` by a factor in ``scale_range``: the
+    picture shrinks into a margin of its edge's colour, the same lesion with more skin around
+    it, as a lower magnification frames it."""
+
+    def __init__(self, p: float = 0.3, scale_range=(0.6, 1.0)):
+        self.p, self.scale_range = p, scale_range
+
+    def __call__(self, img):
+        import torch
+
+        from melascan.evaluation.shift import zoom
+
+        if torch.rand(()) >= self.p:
+            return img
+        lo, hi = self.scale_range
+        factor = lo + (hi - lo) * float(torch.rand(()))
+        out = zoom(img.permute(1, 2, 0).contiguous().numpy(), factor)
+        return torch.from_numpy(out).permute(2, 0, 1).contiguous()
+
+    def __repr__(self) -> str:
+        return f"RandomZoomOut(p={self.p}, scale_range={self.scale_range})"
+
+
 class RandomJpeg:
     """With probability ``p``, JPEG re-compression at a random quality in ``quality`` (torchvision's)."""
 
@@ -185,6 +213,8 @@ def _component(name: str):
         return RandomResolution()
     if name == "JPEG":
         return RandomJpeg()
+    if name == "ZOOMOUT":
+        return RandomZoomOut()
     raise KeyError(name)
 
 
