@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from melascan.cli import main
-from melascan.data.audit import frame_fractions, jpeg_quality, lesion_framing
+from melascan.data.audit import frame_fractions, image_cues, jpeg_quality, lesion_framing
 
 
 def _manifest(write_prepared, root, n=40):
@@ -54,3 +54,9 @@ def test_lesion_framing_measures_share_box_and_offset():
     assert area == 800 / 20000 and box_w == 0.2 and box_h == 0.2 and found == 1.0
     assert off_x == 40 / 200 and off_y == 30 / 100
     assert lesion_framing(np.zeros((10, 10), bool)) == [0.0] * 6
+
+
+def test_a_picture_too_small_for_the_lesion_analysis_gets_no_framing(tmp_path):
+    path = tmp_path / "tiny.jpg"
+    Image.fromarray(np.full((10, 12, 3), 120, np.uint8)).save(path)
+    assert image_cues(str(path))["framing"] == [0.0] * 6

@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from melascan.data.manifest import read_manifest
+from melascan.errors import ImageError
 from melascan.lesion.segmentation import segment_lesion
 
 log = logging.getLogger(__name__)
@@ -97,13 +98,17 @@ def image_cues(path: str) -> dict:
     pixels = rgb.reshape(-1, 3).astype(np.float64)
     thumb = np.asarray(Image.fromarray(rgb).resize((THUMB_PX, THUMB_PX), Image.Resampling.BOX), np.float32) / 255
     ring, corners = frame_fractions(rgb)
+    try:
+        framing = lesion_framing(segment_lesion(rgb).mask)
+    except ImageError:  # too small or too elongated for the lesion analysis: no lesion found
+        framing = lesion_framing(np.zeros(rgb.shape[:2], bool))
     return {
         "size": [w, h, w / h, Path(path).stat().st_size / (w * h)],
         "colour": [*pixels.mean(axis=0), *pixels.std(axis=0)],
         "frame": [ring, corners],
         "jpeg": [quality],
         "thumb32": thumb.ravel().tolist(),
-        "framing": lesion_framing(segment_lesion(rgb).mask),
+        "framing": framing,
     }
 
 
