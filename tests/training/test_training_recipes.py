@@ -17,7 +17,7 @@ def test_registry_matches_the_seed_table():
     for name, parts in SEED_TABLE.items():
         assert RECIPE_COMPONENTS[name] == parts
     assert set(SEED_RECIPES) == set(SEED_TABLE) and SEED_RECIPES[0] == "baseline"
-    assert set(RECIPES) == set(SEED_TABLE) | {"C4S", "C4SF", "MS", "MSZ"}
+    assert set(RECIPES) == set(SEED_TABLE) | {"C4S", "C4SF", "MS", "MSZ", "MSA"}
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))

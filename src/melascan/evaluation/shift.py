@@ -1,8 +1,11 @@
-"""Appearance shifts for robustness checks: other dermatoscopes, cameras, lighting.
+"""Appearance shifts for robustness checks: other dermatoscopes, cameras, lighting, and
+the artefacts a clinic adds to a picture (surgical-marker ink, a ruler).
 
 Pure functions on ``uint8`` RGB arrays. ``SHIFTS`` maps a name to a function that
-returns the shifted image; ``look_distance`` scores how far an image's colour is from a
-reference (the training set), to pick a held-back slice that "looks different".
+returns the shifted image (the artefact painters with a fixed seed, so a probe is
+repeatable; training draws them with its own generator, ``training.recipes``);
+``look_distance`` scores how far an image's colour is from a reference (the training
+set), to pick a held-back slice that "looks different".
 """
 
 from __future__ import annotations
@@ -93,6 +96,63 @@ def zoom_out(rgb: np.ndarray) -> np.ndarray:
     return zoom(rgb, 2 / 3)
 
 
+def _blend(rgb: np.ndarray, mask: np.ndarray, colour, opacity: float) -> np.ndarray:
+    """``rgb`` with ``colour`` laid over it where ``mask`` (0-1 float, H x W) is set."""
+    a = (opacity * mask)[..., None]
+    return np.clip(rgb * (1.0 - a) + np.asarray(colour, np.float32) * a, 0, 255).astype(np.uint8)
+
+
+def ink_marks(rgb: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Surgical-marker ink around the lesion, as a clinic draws it before an excision: one to
+    three violet strokes (arcs of a circle round the centre at 30-48 % of the shorter side, or
+    dots), 2-5 % of the side thick, laid translucently over the skin. ``rng`` draws every
+    choice (default: a fixed seed, the same marks every call)."""
+    rng = np.random.default_rng(0) if rng is None else rng
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    mask = np.zeros((h, w), np.float32)
+    centre = (w / 2 + rng.uniform(-0.05, 0.05) * side, h / 2 + rng.uniform(-0.05, 0.05) * side)
+    for _ in range(int(rng.integers(1, 4))):
+        thick = max(1, round(rng.uniform(0.02, 0.05) * side))
+        radius = rng.uniform(0.30, 0.48) * side
+        start = rng.uniform(0, 360)
+        if rng.random() < 0.7:
+            axes = (round(radius), round(radius * rng.uniform(0.8, 1.2)))
+            cv2.ellipse(mask, (round(centre[0]), round(centre[1])), axes, rng.uniform(0, 180),
+                        start, start + rng.uniform(30, 120), 1.0, thick, cv2.LINE_AA)
+        else:
+            for k in range(int(rng.integers(1, 4))):
+                angle = np.deg2rad(start + 15 * k)
+                dot = (round(centre[0] + radius * np.cos(angle)), round(centre[1] + radius * np.sin(angle)))
+                cv2.circle(mask, dot, thick, 1.0, -1, cv2.LINE_AA)
+    colour = (rng.uniform(60, 120), rng.uniform(20, 70), rng.uniform(110, 170))  # gentian violet
+    return _blend(rgb, mask, colour, rng.uniform(0.5, 0.85))
+
+
+def ruler(rgb: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """A millimetre scale along one edge of the picture, as printed on a dermatoscope's contact
+    plate or laid beside the lesion: dark ticks every 3-6 % of the shorter side (every fifth
+    longer), on a light strip 8-14 % of the side wide half of the time. ``rng`` as ``ink_marks``."""
+    rng = np.random.default_rng(0) if rng is None else rng
+    turns = int(rng.integers(0, 4))  # which edge: draw along the top of the turned picture
+    out = np.ascontiguousarray(np.rot90(rgb, turns))
+    h, w = out.shape[:2]
+    side = min(h, w)
+    band = max(3, round(rng.uniform(0.08, 0.14) * side))
+    if rng.random() < 0.5:
+        strip = np.zeros((h, w), np.float32)
+        strip[:band] = 1.0
+        out = _blend(out, strip, (rng.uniform(200, 250),) * 3, rng.uniform(0.7, 0.95))
+    ticks = np.zeros((h, w), np.float32)
+    step = max(2.0, rng.uniform(0.03, 0.06) * side)
+    thick = max(1, round(side / 150))
+    for i, x in enumerate(np.arange(rng.uniform(0, step), w, step)):
+        length = band if i % 5 == 0 else band // 2
+        cv2.line(ticks, (round(x), 0), (round(x), length), 1.0, thick)
+    out = _blend(out, ticks, (rng.uniform(0, 40),) * 3, 0.9)
+    return np.ascontiguousarray(np.rot90(out, -turns))
+
+
 SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "warm_light": warm_light,
     "cool_light": cool_light,
@@ -103,6 +163,8 @@ SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "dermoscope_frame": dermoscope_frame,
     "zoom_in": zoom_in,
     "zoom_out": zoom_out,
+    "ink_marks": ink_marks,
+    "ruler": ruler,
 }
 
 

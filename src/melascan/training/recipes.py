@@ -33,6 +33,11 @@ quality 30-95) and ``FRAME``. ``MSZ`` = MS plus ``ZOOMOUT`` (p = 0.3: shrink to 
 side into a margin of the edge's colour), so a lesion is also seen with more skin
 around it than its source shows (``RRC`` only zooms in); melanoma-10k's benign lesions fill a
 quarter as much of their pictures as its melanomas (docs/data.md, ``framing``).
+``MSA`` = MS plus ``INK`` (p = 0.25: violet surgical-marker strokes or dots around the lesion)
+and ``RULER`` (p = 0.25: a millimetre scale along one edge), painted by
+``evaluation.shift.ink_marks`` / ``ruler`` whatever the class: a clinic marks a lesion it
+worries about, and many of melanoma-10k's benign pictures carry a scale, so neither may
+carry a label.
 
 The module imports no torch at load time: ``RECIPES`` maps each name to a
 factory that builds the pipeline when called.
@@ -62,6 +67,7 @@ RECIPE_COMPONENTS: dict[str, tuple[str, ...]] = {
     "C4SF": ("F1", "VFLIP", "F2", "F3S", "FRAME"),
     "MS": ("RRC", "F1", "VFLIP", "F2", "F3S", "RES", "JPEG", "FRAME"),
     "MSZ": ("RRC", "ZOOMOUT", "F1", "VFLIP", "F2", "F3S", "RES", "JPEG", "FRAME"),
+    "MSA": ("RRC", "F1", "VFLIP", "F2", "INK", "RULER", "F3S", "RES", "JPEG", "FRAME"),
 }
 
 
@@ -152,6 +158,28 @@ class RandomZoomOut:
         return f"RandomZoomOut(p={self.p}, scale_range={self.scale_range})"
 
 
+class RandomArtefact:
+    """With probability ``p``, ``paint(rgb, rng)`` (an ``evaluation.shift`` artefact painter:
+    ``ink_marks``, ``ruler``) on the picture, with a generator seeded from torch's, so the
+    marks differ per image and follow the data loader's worker seeding."""
+
+    def __init__(self, paint: Callable, p: float = 0.25):
+        self.paint, self.p = paint, p
+
+    def __call__(self, img):
+        import numpy as np
+        import torch
+
+        if torch.rand(()) >= self.p:
+            return img
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())))
+        out = self.paint(img.permute(1, 2, 0).contiguous().numpy(), rng)
+        return torch.from_numpy(out).permute(2, 0, 1).contiguous()
+
+    def __repr__(self) -> str:
+        return f"RandomArtefact({self.paint.__name__}, p={self.p})"
+
+
 class RandomJpeg:
     """With probability ``p``, JPEG re-compression at a random quality in ``quality`` (torchvision's)."""
 
@@ -215,6 +243,10 @@ def _component(name: str):
         return RandomJpeg()
     if name == "ZOOMOUT":
         return RandomZoomOut()
+    if name in ("INK", "RULER"):
+        from melascan.evaluation.shift import ink_marks, ruler
+
+        return RandomArtefact(ink_marks if name == "INK" else ruler)
     raise KeyError(name)
 
 

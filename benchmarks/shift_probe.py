@@ -1,15 +1,20 @@
-"""Does a model read the lesion's share of the picture (the framing) as melanoma?
+"""Does a model read something other than the lesion: its framing, ink, a ruler?
 
-    .venv/bin/python benchmarks/framing_probe.py --model src/melascan/assets/model \
+    .venv/bin/python benchmarks/shift_probe.py --model src/melascan/assets/model \
         --out docs/external_validation/framing_probe.json
+    .venv/bin/python benchmarks/shift_probe.py --model src/melascan/assets/model \
+        --shift ink_marks --shift ruler --out docs/external_validation/artefact_probe.json
 
-The shortcut audit (docs/data.md, cue set ``framing``) finds that melanoma-10k's benign lesions
-fill far less of their pictures than its melanomas do. This probe shows every image of a set at
-2/3, 1 and 1.5 times its magnification (``evaluation.shift.zoom``: the same lesion, more or less
-skin around it) and reports, per class, the mean probability and the share called malignant at
-the model's balanced threshold, and the ROC-AUC at each zoom. A model that reads lesions, not
-framing, changes little. Sets: the validation images of each training source (``--manifest``,
-``--ham-val``) and PH2 (``../shared/data/ph2``; reads ../shared/data). It decides nothing.
+Every image of a set is shown plainly and changed by each view, and the probe reports, per
+class, the mean probability and the share called malignant at the model's balanced threshold,
+and the ROC-AUC, per view. A model that reads lesions changes little. Default views, the
+framing probe: 2/3, 1 and 1.5 times the magnification (``evaluation.shift.zoom``: the same
+lesion, more or less skin around it; the shortcut audit, docs/data.md, finds melanoma-10k's
+benign lesions fill far less of their pictures than its melanomas). ``--shift NAME`` (repeat)
+shows the plain picture and those ``evaluation.shift.SHIFTS`` instead, e.g. ``ink_marks`` and
+``ruler`` (the same marks on every picture: the painters' fixed seed). Sets: the validation
+images of each training source (``--manifest``, ``--ham-val``) and PH2
+(``../shared/data/ph2``; reads ../shared/data). It decides nothing.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from robustness import probabilities
 from melascan.data.labelled import read_labelled_csv
 from melascan.data.manifest import read_manifest
 from melascan.evaluation import metrics
-from melascan.evaluation.shift import zoom
+from melascan.evaluation.shift import SHIFTS, zoom
 from melascan.imageio import load_rgb
 from melascan.inference import Classifier
 
-ZOOMS = (2 / 3, 1.0, 1.5)
+#: The framing probe's views, by the key they have in its output (the magnification).
+ZOOMS = {f"{factor:.2f}": (lambda rgb, f=factor: zoom(rgb, f) if f != 1 else rgb) for factor in (2 / 3, 1.0, 1.5)}
 
 
 def image_sets(manifest_path: Path, ham_val: Path, ph2: Path) -> dict[str, tuple[list[Path], np.ndarray]]:
@@ -41,12 +47,12 @@ def image_sets(manifest_path: Path, ham_val: Path, ph2: Path) -> dict[str, tuple
     return sets
 
 
-def probe(clf: Classifier, rgbs: list[np.ndarray], y: np.ndarray) -> dict:
+def probe(clf: Classifier, rgbs: list[np.ndarray], y: np.ndarray, views: dict) -> dict:
     threshold = clf.thresholds["balanced"]
     out = {}
-    for factor in ZOOMS:
-        prob = probabilities(clf, [zoom(rgb, factor) if factor != 1 else rgb for rgb in rgbs])
-        out[f"{factor:.2f}"] = {
+    for view, change in views.items():
+        prob = probabilities(clf, [change(rgb) for rgb in rgbs])
+        out[view] = {
             "roc_auc": metrics.roc_auc(y, prob),
             **{f"{label}_mean_probability": float(prob[y == i].mean()) for i, label in enumerate(("benign", "malignant"))},
             **{f"{label}_called_malignant": float(np.mean(prob[y == i] >= threshold))
@@ -61,17 +67,20 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, default=Path("data/mix/manifest.csv"))
     parser.add_argument("--ham-val", type=Path, default=Path("data/mix/eval/ham_val.csv"))
     parser.add_argument("--ph2", type=Path, default=Path("../shared/data/ph2/labels.csv"))
+    parser.add_argument("--shift", action="append", choices=sorted(SHIFTS),
+                        help="show the plain picture and this shift instead of the zooms (repeat)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    views = {"plain": lambda rgb: rgb, **{name: SHIFTS[name] for name in args.shift}} if args.shift else ZOOMS
     clf = Classifier(args.model)
     result = {"model": args.model, "balanced_threshold": clf.thresholds["balanced"], "sets": {}}
-    print("| set | zoom | ROC-AUC | benign: mean P / called malignant | melanoma: mean P / called malignant |")
+    print("| set | view | ROC-AUC | benign: mean P / called malignant | melanoma: mean P / called malignant |")
     print("|---|---|---|---|---|")
     for name, (paths, y) in image_sets(args.manifest, args.ham_val, args.ph2).items():
-        rows = probe(clf, [load_rgb(p) for p in paths], y)
-        result["sets"][name] = {"images": int(len(y)), "melanomas": int(y.sum()), "zooms": rows}
-        for factor, r in rows.items():
-            print(f"| {name} ({len(y)}, {int(y.sum())} mal.) | {factor} | {r['roc_auc']:.3f} | "
+        rows = probe(clf, [load_rgb(p) for p in paths], y, views)
+        result["sets"][name] = {"images": int(len(y)), "melanomas": int(y.sum()), "zooms" if views is ZOOMS else "views": rows}
+        for view, r in rows.items():
+            print(f"| {name} ({len(y)}, {int(y.sum())} mal.) | {view} | {r['roc_auc']:.3f} | "
                   f"{r['benign_mean_probability']:.3f} / {100 * r['benign_called_malignant']:.1f} % | "
                   f"{r['malignant_mean_probability']:.3f} / {100 * r['malignant_called_malignant']:.1f} % |")
     if args.out:
