@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from melascan.evaluation.shift import SHIFTS, dermoscope_frame, look_distance, mean_lab, warm_light, zoom
+from melascan.evaluation.shift import (
+    SHIFTS,
+    dermoscope_frame,
+    ink_marks,
+    look_distance,
+    mean_lab,
+    ruler,
+    warm_light,
+    zoom,
+)
 
 
 @pytest.fixture
@@ -48,3 +57,28 @@ def test_zoom_scales_the_lesion_share_of_the_picture(factor):
     assert out.shape == rgb.shape
     share = lambda img: float(np.mean(img.mean(axis=2) < 120))  # noqa: E731
     assert share(out) == pytest.approx(share(rgb) * factor**2, rel=0.1)
+
+
+def _changed(a, b):
+    return np.any(a != b, axis=2)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_ink_marks_are_violet_and_leave_the_lesion_alone(skin, seed):
+    out = ink_marks(skin, np.random.default_rng(seed))
+    changed = _changed(out, skin)
+    assert changed.any()
+    assert not changed[24:40, 24:40].any()  # strokes circle the centre at 30-48 % of the side
+    marked = out[changed].astype(float).mean(axis=0)
+    assert marked[2] > marked[1]  # violet: more blue than green
+    assert np.array_equal(ink_marks(skin), ink_marks(skin))  # the default seed repeats
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_ruler_lies_along_one_edge(skin, seed):
+    out = ruler(skin, np.random.default_rng(seed))
+    changed = _changed(out, skin)
+    band = round(0.14 * 64) + 1
+    edges = [changed[:band].sum(), changed[-band:].sum(), changed[:, :band].sum(), changed[:, -band:].sum()]
+    assert max(edges) == changed.sum() > 0  # every changed pixel near one edge
+    assert not changed[band:-band, band:-band].any()

@@ -71,3 +71,16 @@ def test_zoom_out_shrinks_the_lesion_into_a_margin_of_skin():
     assert int((out[0] < 100).sum()) == 8 * 8  # a quarter of the area, no mirrored copy
     assert int(out[:, 0, 0].min()) == 200  # the margin has the edge's colour
     assert RandomZoomOut(p=0.0)(image) is image
+
+
+def test_artefacts_are_painted_with_a_fresh_draw_per_image():
+    from melascan.evaluation.shift import ink_marks
+    from melascan.training.recipes import RandomArtefact
+
+    image = torch.full((3, 64, 64), 180, dtype=torch.uint8)
+    paint = RandomArtefact(ink_marks, p=1.0)
+    torch.manual_seed(0)
+    first, second = paint(image), paint(image)
+    assert first.shape == image.shape and first.dtype == torch.uint8
+    assert not torch.equal(first, image) and not torch.equal(first, second)
+    assert RandomArtefact(ink_marks, p=0.0)(image) is image
