@@ -82,3 +82,13 @@ def test_ruler_lies_along_one_edge(skin, seed):
     edges = [changed[:band].sum(), changed[-band:].sum(), changed[:, :band].sum(), changed[:, -band:].sum()]
     assert max(edges) == changed.sum() > 0  # every changed pixel near one edge
     assert not changed[band:-band, band:-band].any()
+
+
+@pytest.mark.parametrize("shape", [(150, 200, 3), (200, 150, 3)])
+def test_ruler_stays_in_the_centre_square_the_classifier_sees(shape):
+    from melascan.preprocess import center_square
+
+    flat = np.full(shape, 150, np.uint8)
+    for seed in range(6):
+        out = ruler(flat, np.random.default_rng(seed))
+        assert not np.array_equal(center_square(out), center_square(flat))

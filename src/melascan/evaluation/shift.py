@@ -130,11 +130,15 @@ def ink_marks(rgb: np.ndarray, rng: np.random.Generator | None = None) -> np.nda
 
 
 def ruler(rgb: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-    """A millimetre scale along one edge of the picture, as printed on a dermatoscope's contact
-    plate or laid beside the lesion: dark ticks every 3-6 % of the shorter side (every fifth
-    longer), on a light strip 8-14 % of the side wide half of the time. ``rng`` as ``ink_marks``."""
+    """A millimetre scale along one edge of the picture (a long one, which a centre crop keeps),
+    as printed on a dermatoscope's contact plate or laid beside the lesion: dark ticks every
+    3-6 % of the shorter side (every fifth longer), on a light strip 8-14 % of the side wide
+    half of the time. ``rng`` as ``ink_marks``."""
     rng = np.random.default_rng(0) if rng is None else rng
-    turns = int(rng.integers(0, 4))  # which edge: draw along the top of the turned picture
+    h, w = rgb.shape[:2]
+    # which edge: one the inference front end's centre square keeps (a long one), drawn along
+    # the top of the turned picture
+    turns = int(rng.choice([0, 1, 2, 3] if h == w else [0, 2] if w > h else [1, 3]))
     out = np.ascontiguousarray(np.rot90(rgb, turns))
     h, w = out.shape[:2]
     side = min(h, w)
