@@ -8,7 +8,8 @@ seed TEST split, at the card's balanced threshold:
 - the held-back "looks different" slice: the test images whose mean CIELAB colour is
   farthest (Mahalanobis) from the training images' (top ``--slice-fraction``), vs the rest;
 - each synthetic appearance shift of melascan.evaluation.shift (colour casts, exposure,
-  contrast, phone blur + JPEG, a black dermatoscope frame) applied to every test image;
+  contrast, phone blur + JPEG, a black dermatoscope frame, zoom, marker ink, a ruler) applied
+  to every test image;
 - the frame probe: benign test images without a frame, before/after painting one on
   (the dataset's malignant images carry such frames far more often: docs/data.md).
 
