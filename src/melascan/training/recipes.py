@@ -36,8 +36,8 @@ quarter as much of their pictures as its melanomas (docs/data.md, ``framing``).
 ``MSA`` = MS plus ``INK`` (p = 0.25: violet surgical-marker strokes or dots around the lesion)
 and ``RULER`` (p = 0.25: a millimetre scale along one edge), painted by
 ``evaluation.shift.ink_marks`` / ``ruler`` whatever the class: a clinic marks a lesion it
-worries about, and many of melanoma-10k's benign pictures carry a scale, so neither may
-carry a label.
+worries about, and some of melanoma-10k's benign pictures carry a scale (seen, not counted),
+so neither may carry a label.
 
 The module imports no torch at load time: ``RECIPES`` maps each name to a
 factory that builds the pipeline when called.
