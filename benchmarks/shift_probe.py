@@ -78,7 +78,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, (paths, y) in image_sets(args.manifest, args.ham_val, args.ph2).items():
         rows = probe(clf, [load_rgb(p) for p in paths], y, views)
-        result["sets"][name] = {"images": int(len(y)), "melanomas": int(y.sum()), "zooms" if views is ZOOMS else "views": rows}
+        result["sets"][name] = {"images": int(len(y)), "melanomas": int(y.sum()), "views": rows}
         for view, r in rows.items():
             print(f"| {name} ({len(y)}, {int(y.sum())} mal.) | {view} | {r['roc_auc']:.3f} | "
                   f"{r['benign_mean_probability']:.3f} / {100 * r['benign_called_malignant']:.1f} % | "

@@ -134,6 +134,14 @@ class RandomResolution:
         return f"RandomResolution(p={self.p}, scale_range={self.scale_range})"
 
 
+def _on_rgb_array(img, change: Callable):
+    """``change`` (an ``evaluation.shift`` function on an H x W x 3 array) applied to a 3 x H x W tensor."""
+    import torch
+
+    out = change(img.permute(1, 2, 0).contiguous().numpy())
+    return torch.from_numpy(out).permute(2, 0, 1).contiguous()
+
+
 class RandomZoomOut:
     """With probability ``p``, ``evaluation.shift.zoom`` by a factor in ``scale_range``: the
     picture shrinks into a margin of its edge's colour, the same lesion with more skin around
@@ -151,8 +159,7 @@ class RandomZoomOut:
             return img
         lo, hi = self.scale_range
         factor = lo + (hi - lo) * float(torch.rand(()))
-        out = zoom(img.permute(1, 2, 0).contiguous().numpy(), factor)
-        return torch.from_numpy(out).permute(2, 0, 1).contiguous()
+        return _on_rgb_array(img, lambda rgb: zoom(rgb, factor))
 
     def __repr__(self) -> str:
         return f"RandomZoomOut(p={self.p}, scale_range={self.scale_range})"
@@ -173,8 +180,7 @@ class RandomArtefact:
         if torch.rand(()) >= self.p:
             return img
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())))
-        out = self.paint(img.permute(1, 2, 0).contiguous().numpy(), rng)
-        return torch.from_numpy(out).permute(2, 0, 1).contiguous()
+        return _on_rgb_array(img, lambda rgb: self.paint(rgb, rng))
 
     def __repr__(self) -> str:
         return f"RandomArtefact({self.paint.__name__}, p={self.p})"
