@@ -135,6 +135,8 @@ def test_diagnosis_balance_is_validated():
             load_config(None, bad)
     with pytest.raises(DataError, match="diagnosis_loss"):
         load_config(None, ["diagnosis_loss=-1"])
+    with pytest.raises(DataError, match="source_adversary must be >= 0"):
+        load_config(None, ["source_adversary=-0.5"])
 
 
 def test_train_sources_keep_only_those_sources_and_name_the_choices_when_none_match():

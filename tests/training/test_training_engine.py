@@ -163,3 +163,32 @@ def test_diagnosis_head_trains_beside_the_classifier_and_is_not_kept(tiny_config
 
     with pytest.raises(DataError, match="diagnosis_loss needs at least two diagnoses"):
         train(dataclasses.replace(tiny_config, diagnosis_loss=0.5), tmp_path / "none")
+
+
+def test_source_adversary_trains_beside_the_classifier_and_is_not_kept(tiny_config, tmp_path, monkeypatch):
+    from melascan.data.manifest import read_manifest, write_manifest
+    from melascan.training.runs import load_run
+
+    src = read_manifest(tiny_config.manifest)
+    folder = tmp_path / "two"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"source_root": str(src.source_root)}))
+    write_manifest(folder / "manifest.csv", [dataclasses.replace(r, source=("a", "b")[i % 2])
+                                             for i, r in enumerate(src.records)])
+    cfg = dataclasses.replace(tiny_config, manifest=str(folder / "manifest.csv"), source_adversary=1.0,
+                              weighted_sampling=True, balance_sources=True, ema_decay=0.9, epochs=2, patience=None)
+    train(cfg, tmp_path / "straight")
+    ckpt = torch.load(tmp_path / "straight/checkpoints/last.pt", weights_only=True)
+    assert ckpt["source_head"]["2.weight"].shape[0] == 2 and "diagnosis_head" not in ckpt
+    assert json.loads((tmp_path / "straight/data.json").read_text())["source_adversary"] == ["a", "b"]
+    assert "source adversary over a, b" in (tmp_path / "straight/train.log").read_text()
+    model, _ = load_run(tmp_path / "straight")
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+
+    _interrupt_in_epoch_2(cfg, tmp_path / "split", monkeypatch)
+    train(cfg, tmp_path / "split", resume=True)  # the adversary and its ramp come back too
+    straight, resumed = _history(tmp_path / "straight"), _history(tmp_path / "split")
+    assert float(resumed[1]["train_loss"]) == pytest.approx(float(straight[1]["train_loss"]), rel=1e-4)
+
+    with pytest.raises(DataError, match="source_adversary needs at least two sources"):
+        train(dataclasses.replace(tiny_config, source_adversary=1.0), tmp_path / "one")

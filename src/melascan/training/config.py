@@ -66,6 +66,9 @@ class RunConfig:
     # weight of an auxiliary cross-entropy over the manifest's diagnoses (a linear head on the same
     # pooled features, trained alongside and then dropped: the exported model is unchanged); 0 = off
     diagnosis_loss: float = 0.0
+    # strength of the reversed gradient from a source classifier on the same pooled features (DANN,
+    # training/heads.py; ramps up from 0 over the run, the head is dropped afterwards); 0 = off
+    source_adversary: float = 0.0
     # optimisation
     lr: float = 3e-4  # AdamW peak learning rate
     weight_decay: float = 0.01
@@ -114,6 +117,7 @@ class RunConfig:
             (self.weighted_sampling or not self.balance_sources, "balance_sources needs weighted_sampling=true"),
             (0.0 <= self.balance_diagnoses <= 1.0, "balance_diagnoses must be in [0, 1]"),
             (self.diagnosis_loss >= 0.0, "diagnosis_loss must be >= 0"),
+            (self.source_adversary >= 0.0, "source_adversary must be >= 0"),
             (self.weighted_sampling or not self.balance_diagnoses, "balance_diagnoses needs weighted_sampling=true"),
             (self.members is None or len(self.members) >= 2, "members must list at least two runs or be null"),
         ]

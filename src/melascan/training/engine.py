@@ -48,7 +48,14 @@ from melascan.training.data import (
 )
 from melascan.training.distributed import Dist, rng_state, seed_everything, set_rng_state, setup_distributed
 from melascan.training.losses import build_loss
-from melascan.training.models import build_model, diagnosis_targets, diagnosis_vocabulary, with_diagnosis_head
+from melascan.training.heads import (
+    AuxiliaryHeads,
+    AuxiliaryTargets,
+    adversary_strength,
+    class_targets,
+    class_vocabulary,
+)
+from melascan.training.models import build_model
 from melascan.training.recipes import build_recipe
 
 log = logging.getLogger("melascan.training")
@@ -121,13 +128,14 @@ def to_model_input(images: torch.Tensor, cfg: RunConfig, device: torch.device) -
 
 
 def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg, where: Dist, desc: str,
-                    progress: bool = True, ema=None, diagnoses: np.ndarray | None = None) -> dict:
+                    progress: bool = True, ema=None, aux: AuxiliaryTargets | None = None,
+                    total_steps: int = 1) -> dict:
     """One pass over the training loader; returns train loss/acc/F1 over all ranks.
 
-    With ``diagnoses`` (a class index per training image, -1 = none) the model is a
-    ``with_diagnosis_head`` model, and ``cfg.diagnosis_loss`` times its diagnosis
-    cross-entropy is added to the loss. Shows a tqdm bar (batches, ETA, loss, lr) on rank 0
-    unless ``progress`` is False.
+    With ``aux`` the model is an ``AuxiliaryHeads`` model and its heads' losses are added;
+    the source adversary's reversed gradient ramps up over the run's ``total_steps``
+    (``adversary_strength``). Shows a tqdm bar (batches, ETA, loss, lr) on rank 0 unless
+    ``progress`` is False.
     """
     from tqdm import tqdm
 
@@ -139,16 +147,13 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg,
         images = to_model_input(images, cfg, where.device)
         labels = labels.to(where.device, non_blocking=True)
         with _autocast(cfg, where.device):
-            if diagnoses is None:
+            if aux is None:
                 logits = model(images)
                 loss = criterion(logits, labels)
             else:
-                logits, diagnosis_logits = model(images)
-                target = torch.as_tensor(diagnoses[index.numpy()], device=where.device)
-                known = target >= 0
-                aux = (F.cross_entropy(diagnosis_logits[known].float(), target[known]) if known.any()
-                       else diagnosis_logits.sum() * 0.0)
-                loss = criterion(logits, labels) + cfg.diagnosis_loss * aux
+                _unwrap(model).reversal = aux.adversary_weight * adversary_strength(scheduler.last_epoch / total_steps)
+                logits, extra = model(images)
+                loss = criterion(logits, labels) + aux.loss(extra, index.numpy(), where.device)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -196,9 +201,9 @@ def _unwrap(model):
 
 
 def _core(model):
-    """The classifier being trained, without DDP and without an auxiliary diagnosis head."""
+    """The classifier being trained, without DDP and without auxiliary heads."""
     model = _unwrap(model)
-    return model.model if getattr(model, "is_diagnosis_head", False) else model
+    return model.model if isinstance(model, AuxiliaryHeads) else model
 
 
 def save_checkpoint(path: Path, **state) -> None:
@@ -281,11 +286,19 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
     if cfg.balance_diagnoses and not any(train_data.diagnoses):
         raise DataError(f"balance_diagnoses needs diagnoses: {cfg.manifest} has no diagnosis column "
                         "(re-run `melascan prepare --base ... --ham ...`)")
-    vocabulary = diagnosis_vocabulary(train_data.diagnoses) if cfg.diagnosis_loss else []
+    vocabulary = class_vocabulary(train_data.diagnoses) if cfg.diagnosis_loss else []
     if cfg.diagnosis_loss and len(vocabulary) < 2:
         raise DataError(f"diagnosis_loss needs at least two diagnoses in {cfg.manifest}'s training images "
                         "(re-run `melascan prepare --base ... --ham ...`)")
-    train_diagnoses = diagnosis_targets(train_data.diagnoses, vocabulary) if vocabulary else None
+    source_names = class_vocabulary(train_data.sources) if cfg.source_adversary else []
+    if cfg.source_adversary and len(source_names) < 2:
+        raise DataError(f"source_adversary needs at least two sources in {cfg.manifest}'s training images "
+                        "(a multi-source manifest: `melascan prepare --base ... --ham ...`)")
+    aux = (AuxiliaryTargets(diagnoses=class_targets(train_data.diagnoses, vocabulary) if vocabulary else None,
+                            diagnosis_weight=cfg.diagnosis_loss,
+                            sources=class_targets(train_data.sources, source_names) if source_names else None,
+                            adversary_weight=cfg.source_adversary)
+           if vocabulary or source_names else None)
     if where.main:
         run.write_data({
             "manifest": str(Path(cfg.manifest).resolve()),
@@ -296,6 +309,7 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
             "class_counts": {s: d.class_counts() for s, d in splits.items()},
             "cache": {s: str(d.cache_path) for s, d in splits.items()},
             **({"diagnosis_head": vocabulary} if vocabulary else {}),
+            **({"source_adversary": source_names} if source_names else {}),
         })
     train_set = CachedImageDataset(train_data.pixels, train_data.labels, build_recipe(cfg.recipe))
     val_set = CachedImageDataset(val_data.pixels, val_data.labels)
@@ -324,8 +338,8 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
         from timm.utils import ModelEmaV3
 
         ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
-    if vocabulary:
-        model = with_diagnosis_head(model, len(vocabulary)).to(where.device)
+    if aux is not None:
+        model = AuxiliaryHeads(model, n_diagnoses=len(vocabulary), n_sources=len(source_names)).to(where.device)
     if where.world_size > 1:
         device_ids = [where.device.index] if where.device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
@@ -343,8 +357,8 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
         ckpt = load_checkpoint(ckpt_dir / "last.pt")
         try:
             _core(model).load_state_dict(ckpt.get("train_model", ckpt["model"]))
-            if vocabulary:
-                _unwrap(model).head.load_state_dict(ckpt["diagnosis_head"])
+            if aux is not None:
+                _unwrap(model).load_head_states(ckpt)
             if ema is not None:
                 ema.module.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -367,7 +381,9 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
                  where.device, where.world_size, len(train_set), len(val_set), cfg.image_size, steps_per_epoch,
                  cfg.recipe, cfg.loss, (", class-weighted sampling" if cfg.weighted_sampling else "")
                  + (f", diagnosis head ({cfg.diagnosis_loss:g} x cross-entropy over {', '.join(vocabulary)})"
-                    if vocabulary else ""))
+                    if vocabulary else "")
+                 + (f", source adversary over {', '.join(source_names)} (reversed gradient up to "
+                    f"{cfg.source_adversary:g})" if source_names else ""))
 
     early_stopped, epoch = False, start_epoch - 1
     train_seconds, train_images = 0.0, 0
@@ -377,7 +393,8 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
         t0 = time.time()
         train_sampler.set_epoch(epoch)
         tr = train_one_epoch(model, train_loader, criterion, optimizer, scheduler, scaler, cfg, where,
-                             desc=f"epoch {epoch}/{cfg.epochs}", ema=ema, diagnoses=train_diagnoses)
+                             desc=f"epoch {epoch}/{cfg.epochs}", ema=ema, aux=aux,
+                             total_steps=cfg.epochs * steps_per_epoch)
         epoch_train_seconds = time.time() - t0
         train_seconds += epoch_train_seconds
         train_images += tr["images"]
@@ -404,7 +421,7 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
             run.write_history(history, HISTORY_COLUMNS)
             state = {"model": (_core(model) if ema is None else ema.module).state_dict(),
                      **({} if ema is None else {"train_model": _core(model).state_dict()}),
-                     **({"diagnosis_head": _unwrap(model).head.state_dict()} if vocabulary else {}),
+                     **(_unwrap(model).head_states() if aux is not None else {}),
                      "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
                      "rng": rng_state(), "best": best, "config": cfg.to_dict(), "metrics": row}

@@ -39,38 +39,3 @@ def build_model(cfg):
             ) from None
         raise
 
-
-def diagnosis_vocabulary(diagnoses) -> list[str]:
-    """The distinct non-empty diagnoses, sorted: the auxiliary head's classes."""
-    return sorted({str(d) for d in diagnoses if d})
-
-
-def diagnosis_targets(diagnoses, vocabulary: list[str]):
-    """Class index of each image's diagnosis in ``vocabulary``; -1 where there is none."""
-    import numpy as np
-
-    index = {d: i for i, d in enumerate(vocabulary)}
-    return np.array([index.get(str(d), -1) for d in diagnoses], dtype=np.int64)
-
-
-def with_diagnosis_head(model, n_diagnoses: int):
-    """``model`` plus a linear head over the same pooled features that predicts the diagnosis
-    (nevus, keratosis, ... where the source records one). Trained beside the 2-logit classifier,
-    so the features must tell apart what the binary label lumps together; only ``model`` is kept.
-    Its forward returns ``(logits, diagnosis_logits)``."""
-    import torch
-
-    class DiagnosisHead(torch.nn.Module):
-        is_diagnosis_head = True
-
-        def __init__(self):
-            super().__init__()
-            self.model = model
-            self.head = torch.nn.Linear(model.num_features, n_diagnoses)
-
-        def forward(self, x):
-            pooled = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
-            return self.model.get_classifier()(pooled), self.head(pooled)
-
-    return DiagnosisHead()
-
