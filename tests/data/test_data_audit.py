@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from melascan.cli import main
-from melascan.data.audit import frame_fractions, image_cues, jpeg_quality, lesion_framing
+from melascan.data.audit import cross_validated_auc, frame_fractions, image_cues, jpeg_quality, lesion_framing
 
 
 def _manifest(write_prepared, root, n=40):
@@ -23,6 +23,25 @@ def _manifest(write_prepared, root, n=40):
             rgb[(yy - 23.5) ** 2 + (xx - 23.5) ** 2 > 22**2] = 5
         images.append((f"img_{i:03d}.jpg", label, "train", rgb, "a" if i < n // 2 else "b"))
     return write_prepared(root, root, images)
+
+
+def test_embedding_probe_finds_a_planted_source_and_keeps_groups_in_one_fold():
+    """A network's features with the source written into one channel: found; without it: chance.
+    Memorising a group (a lesion photographed many times) must not help: with ``groups``
+    every image of a lesion is scored by a model that never saw that lesion."""
+    rng = np.random.default_rng(0)
+    source = np.repeat([0, 1], 100)
+    noise = rng.normal(size=(200, 16))
+    planted = noise.copy()
+    planted[:, 3] += 3.0 * source
+    assert cross_validated_auc(planted, source, "embedding") > 0.95
+    assert abs(cross_validated_auc(noise, source, "embedding") - 0.5) < 0.15
+    # 20 lesions of 10 near-identical pictures each; the label is the lesion's, features say only "which lesion"
+    lesion = np.repeat(np.arange(20), 10)
+    label = (lesion % 2).astype(int)
+    x = rng.normal(size=(20, 16))[lesion] + 0.01 * rng.normal(size=(200, 16))
+    assert cross_validated_auc(x, label, "embedding") > 0.95  # leaks: each lesion sits in every fold
+    assert cross_validated_auc(x, label, "embedding", groups=lesion) < 0.8
 
 
 def test_cue_functions():

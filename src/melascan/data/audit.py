@@ -112,13 +112,18 @@ def image_cues(path: str) -> dict:
     }
 
 
-def cross_validated_auc(x: np.ndarray, y: np.ndarray, kind: str, seed: int = 0) -> float:
-    """5-fold stratified cross-validated ROC-AUC of a small model on features ``x`` (NaN with one class)."""
+def cross_validated_auc(x: np.ndarray, y: np.ndarray, kind: str, seed: int = 0,
+                        groups: np.ndarray | None = None) -> float:
+    """5-fold stratified cross-validated ROC-AUC of a small model on features ``x`` (NaN with one class).
+
+    ``kind``: ``thumb32`` (PCA-32 + logistic regression), ``embedding`` (a network's pooled
+    features: standardised logistic regression), anything else a tabular cue set (gradient
+    boosting). With ``groups`` (e.g. lesion ids) no group straddles two folds."""
     from sklearn.decomposition import PCA
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -127,11 +132,14 @@ def cross_validated_auc(x: np.ndarray, y: np.ndarray, kind: str, seed: int = 0) 
     if kind == "thumb32":
         dims = min(32, int(0.8 * len(y)) - 1, x.shape[1])
         model = make_pipeline(StandardScaler(), PCA(dims, random_state=seed), LogisticRegression(max_iter=2000))
+    elif kind == "embedding":
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
     else:
         model = HistGradientBoostingClassifier(max_iter=100, min_samples_leaf=max(3, min(20, len(y) // 20)),
                                                random_state=seed)
-    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    prob = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
+    folds = (StratifiedKFold(5, shuffle=True, random_state=seed) if groups is None
+             else StratifiedGroupKFold(5, shuffle=True, random_state=seed))
+    prob = cross_val_predict(model, x, y, cv=folds, groups=groups, method="predict_proba")[:, 1]
     return float(roc_auc_score(y, prob))
 
 
