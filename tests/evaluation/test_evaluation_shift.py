@@ -6,6 +6,7 @@ import pytest
 from melascan.evaluation.shift import (
     SHIFTS,
     dermoscope_frame,
+    downscale,
     ink_marks,
     look_distance,
     mean_lab,
@@ -92,3 +93,11 @@ def test_ruler_stays_in_the_centre_square_the_classifier_sees(shape):
     for seed in range(6):
         out = ruler(flat, np.random.default_rng(seed))
         assert not np.array_equal(center_square(out), center_square(flat))
+
+
+def test_downscale_shrinks_only_pictures_sharper_than_asked():
+    rgb = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    small = downscale(rgb, 150)
+    assert small.shape == (150, 200, 3) and small.dtype == np.uint8
+    assert downscale(small, 150) is small  # already at (or under) the size: untouched
+    assert abs(float(small.mean()) - float(rgb.mean())) < 2  # area interpolation keeps the mean

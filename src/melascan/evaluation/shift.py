@@ -86,6 +86,16 @@ def zoom(rgb: np.ndarray, factor: float) -> np.ndarray:
     return out
 
 
+def downscale(rgb: np.ndarray, short_side_px: int) -> np.ndarray:
+    """The picture shrunk (area interpolation) so its shorter side is at most ``short_side_px``:
+    the detail a lower-resolution source keeps (HAM10000's copies here: 150 px)."""
+    h, w = rgb.shape[:2]
+    scale = short_side_px / min(h, w)
+    if scale >= 1:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
 def zoom_in(rgb: np.ndarray) -> np.ndarray:
     """1.5x the magnification: the lesion's share of the picture grows 2.25-fold."""
     return zoom(rgb, 1.5)
