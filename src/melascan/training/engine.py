@@ -48,13 +48,7 @@ from melascan.training.data import (
 )
 from melascan.training.distributed import Dist, rng_state, seed_everything, set_rng_state, setup_distributed
 from melascan.training.losses import build_loss
-from melascan.training.heads import (
-    AuxiliaryHeads,
-    AuxiliaryTargets,
-    adversary_strength,
-    class_targets,
-    class_vocabulary,
-)
+from melascan.training.heads import AuxiliaryHeads, AuxiliaryTargets, adversary_strength
 from melascan.training.models import build_model
 from melascan.training.recipes import build_recipe
 
@@ -286,19 +280,7 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
     if cfg.balance_diagnoses and not any(train_data.diagnoses):
         raise DataError(f"balance_diagnoses needs diagnoses: {cfg.manifest} has no diagnosis column "
                         "(re-run `melascan prepare --base ... --ham ...`)")
-    vocabulary = class_vocabulary(train_data.diagnoses) if cfg.diagnosis_loss else []
-    if cfg.diagnosis_loss and len(vocabulary) < 2:
-        raise DataError(f"diagnosis_loss needs at least two diagnoses in {cfg.manifest}'s training images "
-                        "(re-run `melascan prepare --base ... --ham ...`)")
-    source_names = class_vocabulary(train_data.sources) if cfg.source_adversary else []
-    if cfg.source_adversary and len(source_names) < 2:
-        raise DataError(f"source_adversary needs at least two sources in {cfg.manifest}'s training images "
-                        "(a multi-source manifest: `melascan prepare --base ... --ham ...`)")
-    aux = (AuxiliaryTargets(diagnoses=class_targets(train_data.diagnoses, vocabulary) if vocabulary else None,
-                            diagnosis_weight=cfg.diagnosis_loss,
-                            sources=class_targets(train_data.sources, source_names) if source_names else None,
-                            adversary_weight=cfg.source_adversary)
-           if vocabulary or source_names else None)
+    aux = AuxiliaryTargets.for_run(cfg, train_data.diagnoses, train_data.sources)
     if where.main:
         run.write_data({
             "manifest": str(Path(cfg.manifest).resolve()),
@@ -308,8 +290,7 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
             "image_size": cfg.image_size, "color_constancy": cfg.color_constancy, "limit": cfg.limit,
             "class_counts": {s: d.class_counts() for s, d in splits.items()},
             "cache": {s: str(d.cache_path) for s, d in splits.items()},
-            **({"diagnosis_head": vocabulary} if vocabulary else {}),
-            **({"source_adversary": source_names} if source_names else {}),
+            **(aux.data_entries() if aux is not None else {}),
         })
     train_set = CachedImageDataset(train_data.pixels, train_data.labels, build_recipe(cfg.recipe))
     val_set = CachedImageDataset(val_data.pixels, val_data.labels)
@@ -339,7 +320,7 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
 
         ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
     if aux is not None:
-        model = AuxiliaryHeads(model, n_diagnoses=len(vocabulary), n_sources=len(source_names)).to(where.device)
+        model = aux.build(model).to(where.device)
     if where.world_size > 1:
         device_ids = [where.device.index] if where.device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
@@ -380,10 +361,7 @@ def _fit(cfg: RunConfig, run: RunFolder, where: Dist, resume: bool, mean_source:
                  "%d steps/epoch, recipe %s, loss %s%s", cfg.model, cfg.pretrained, n_params / 1e6,
                  where.device, where.world_size, len(train_set), len(val_set), cfg.image_size, steps_per_epoch,
                  cfg.recipe, cfg.loss, (", class-weighted sampling" if cfg.weighted_sampling else "")
-                 + (f", diagnosis head ({cfg.diagnosis_loss:g} x cross-entropy over {', '.join(vocabulary)})"
-                    if vocabulary else "")
-                 + (f", source adversary over {', '.join(source_names)} (reversed gradient up to "
-                    f"{cfg.source_adversary:g})" if source_names else ""))
+                 + (f", {aux.describe()}" if aux is not None else ""))
 
     early_stopped, epoch = False, start_epoch - 1
     train_seconds, train_images = 0.0, 0

@@ -17,12 +17,14 @@ exported model is the plain classifier either way.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from melascan.errors import DataError
 
 
 def class_vocabulary(values) -> list[str]:
@@ -93,12 +95,54 @@ class AuxiliaryHeads(nn.Module):
 
 @dataclass
 class AuxiliaryTargets:
-    """What the heads learn, one entry per training image (-1 = none), and their weights."""
+    """What the heads learn, one class index per training image (-1 = none), and their weights."""
 
+    diagnosis_names: list[str] = field(default_factory=list)
     diagnoses: np.ndarray | None = None
     diagnosis_weight: float = 0.0
+    source_names: list[str] = field(default_factory=list)
     sources: np.ndarray | None = None
     adversary_weight: float = 0.0
+
+    @classmethod
+    def for_run(cls, cfg, diagnoses, sources) -> "AuxiliaryTargets | None":
+        """The targets of the heads ``cfg`` asks for (``diagnosis_loss``, ``source_adversary``)
+        from the training images' diagnoses and sources; None when it asks for neither.
+        ``DataError`` when a head would have fewer than two classes."""
+        names, targets = {}, {}
+        for head, key, values, plural in (("diagnosis", "diagnosis_loss", diagnoses, "diagnoses"),
+                                          ("source", "source_adversary", sources, "sources")):
+            names[head] = class_vocabulary(values) if getattr(cfg, key) else []
+            if getattr(cfg, key) and len(names[head]) < 2:
+                raise DataError(f"{key} needs at least two {plural} in {cfg.manifest}'s training images "
+                                "(a multi-source manifest with diagnoses: re-run `melascan prepare --base ... "
+                                "--ham ...`)")
+            targets[head] = class_targets(values, names[head]) if names[head] else None
+        if not (names["diagnosis"] or names["source"]):
+            return None
+        return cls(diagnosis_names=names["diagnosis"], diagnoses=targets["diagnosis"],
+                   diagnosis_weight=cfg.diagnosis_loss, source_names=names["source"], sources=targets["source"],
+                   adversary_weight=cfg.source_adversary)
+
+    def data_entries(self) -> dict:
+        """The heads' classes, as the run folder's data.json records them."""
+        return {key: names for key, names in (("diagnosis_head", self.diagnosis_names),
+                                              ("source_adversary", self.source_names)) if names}
+
+    def describe(self) -> str:
+        """The heads in words, for the training log."""
+        parts = []
+        if self.diagnosis_names:
+            parts.append(f"diagnosis head ({self.diagnosis_weight:g} x cross-entropy over "
+                         f"{', '.join(self.diagnosis_names)})")
+        if self.source_names:
+            parts.append(f"source adversary over {', '.join(self.source_names)} (reversed gradient up to "
+                         f"{self.adversary_weight:g})")
+        return ", ".join(parts)
+
+    def build(self, model: nn.Module) -> AuxiliaryHeads:
+        """``model`` wrapped with these heads."""
+        return AuxiliaryHeads(model, n_diagnoses=len(self.diagnosis_names), n_sources=len(self.source_names))
 
     def loss(self, extra: dict, index: np.ndarray, device: torch.device) -> torch.Tensor:
         """The weighted sum of the heads' cross-entropies over the images of the batch that
