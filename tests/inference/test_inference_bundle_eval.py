@@ -36,6 +36,8 @@ def test_exported_model_is_scored_with_its_own_thresholds_and_leakage_guard(expo
     scope = json.loads((tmp_path / "strict" / "metrics.json").read_text())["scope"]
     assert scope["unfamiliar"] == m["n_images"] - scope["rejected"] and scope["unfamiliar_rate"] > 0
     assert (out / "predictions.csv").read_text().count("\n") == 9
+    assert m["site_thresholds"] == {"fitted": False, "reason": "needs at least 10 images of each class "
+                                                              "({'malignant': 4, 'benign': 4})"}
     # training images are found by the guard and scored apart
     leaky = tmp_path / "leaky"
     assert main([*args, "--csv", str(_csv(tmp_path / "train.csv", manifest, "train")), "--out", str(leaky)]) == 0
@@ -43,3 +45,30 @@ def test_exported_model_is_scored_with_its_own_thresholds_and_leakage_guard(expo
     # the manifest split named by the card works too, and run-only options are refused
     assert main([*args, "--split", "val", "--out", str(tmp_path / "val")]) == 0
     assert main([*args, "--tta", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_set_large_enough_gets_its_own_thresholds_out_of_fold_grouped_by_lesion(exported, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from melascan.evaluation.targets import csv_target
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(24):  # 12 lesions per class, two pictures each
+        label = "malignant" if i % 2 else "benign"
+        rgb = np.clip(rng.normal(90 if label == "malignant" else 170, 30, (64, 64, 3)), 0, 255).astype(np.uint8)
+        path = tmp_path / f"img_{i:02d}.jpg"
+        Image.fromarray(rgb).save(path)
+        rows.append(f"{path},{label},lesion_{i % 12:02d}")
+    csv_file = tmp_path / "site.csv"
+    csv_file.write_text("path,label,lesion_id\n" + "\n".join(rows) + "\n")
+    target, _ = csv_target(csv_file)
+    assert target.groups[:2] == ["lesion_00", "lesion_01"]
+    assert main(["evaluate", str(exported), "--bootstrap", "0", "--workers", "1", "--csv", str(csv_file),
+                 "--out", str(tmp_path / "site")]) == 0
+    site = json.loads((tmp_path / "site" / "metrics.json").read_text())["site_thresholds"]
+    assert site["fitted"] and site["n"] == 24 and site["n_malignant"] == 12
+    for op in ("balanced", "screening"):
+        assert 0 <= site[op]["site"]["specificity"]["mean"] <= 1 and site[op]["model"]["sensitivity"] is not None
+    assert "this set's own balanced threshold" in capsys.readouterr().out

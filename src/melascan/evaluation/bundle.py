@@ -8,7 +8,9 @@ as in ``melascan predict`` and the web app.
 
 Written to ``out``: ``metrics.json`` (the shipped output and the network alone, each with
 95 % bootstrap CIs; the out-of-scope rejection rate; the same metrics without the images
-the leakage guard found in the model's train/val data) and ``predictions.csv``.
+the leakage guard found in the model's train/val data; ``site_thresholds``: what the set's
+own balanced and screening thresholds would give, fitted on half of it and scored on the
+other half, ``evaluation.selection.cross_validated_thresholds``) and ``predictions.csv``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from melascan.data.manifest import read_manifest
 from melascan.errors import DataError, ImageError
 from melascan.evaluation import metrics as M
+from melascan.evaluation.selection import cross_validated_thresholds
 from melascan.evaluation.targets import (
     Target, csv_target, find_seen, folder_target, leakage_summary, split_hashes, split_target,
 )
@@ -44,6 +47,20 @@ def score_probabilities(y: np.ndarray, p: np.ndarray, thresholds: dict, *, n_boo
     for name, t in {"0.5": 0.5, **thresholds}.items():
         out["thresholds"][name] = M.threshold_metrics(y, p, t, n_bootstrap=n_bootstrap, seed=seed)
     return out
+
+
+#: A set needs this many melanomas (and benign lesions) before its own thresholds are fitted out of fold.
+SITE_MIN_PER_CLASS = 10
+
+
+def site_thresholds(y: np.ndarray, p: np.ndarray, thresholds: dict, groups=None, seed: int = 0) -> dict:
+    """``cross_validated_thresholds`` of the balanced and screening rules on this set (2 folds x 200),
+    or the reason it was not fitted."""
+    counts = {"malignant": int(y.sum()), "benign": int((y == 0).sum())}
+    if min(counts.values()) < SITE_MIN_PER_CLASS:
+        return {"fitted": False, "reason": f"needs at least {SITE_MIN_PER_CLASS} images of each class ({counts})"}
+    named = {k: thresholds[k] for k in ("balanced", "screening")}
+    return {"fitted": True, **cross_validated_thresholds(y, p, named, groups=groups, seed=seed)}
 
 
 def predict_target(clf, target: Target, *, progress: bool = False) -> dict:
@@ -126,6 +143,8 @@ def evaluate_bundle(model: str | Path, out: str | Path, *, split: str | None = N
             result["scope"].update(familiar_below=clf.familiar_below, unfamiliar=int(unfamiliar.sum()),
                                    unfamiliar_rate=float(np.mean(unfamiliar)))
     kept = pred["index"]
+    result["site_thresholds"] = site_thresholds(
+        y, pred["probability"], thresholds, None if target.groups is None else np.asarray(target.groups)[kept], seed)
     if target.sources is not None:
         result["by_source"] = {}
         names = np.asarray(target.sources)[kept]

@@ -122,6 +122,14 @@ def _run_bundle(args: argparse.Namespace) -> int:
         for op, m in r[what]["thresholds"].items():
             print(f"[{what}] {op:>9} t={fmt(m['threshold'])}  sens {fmt(m['sensitivity'])}  "
                   f"spec {fmt(m['specificity'])}  F1 {fmt(m['f1'])}")
+    site = r["site_thresholds"]
+    if site["fitted"]:
+        for op in ("balanced", "screening"):
+            rates = "  ".join(f"{k[:4]} {fmt(site[op]['site'][k]['mean'])} [{fmt(site[op]['site'][k]['split_range'][0])}-"
+                              f"{fmt(site[op]['site'][k]['split_range'][1])}]" for k in ("sensitivity", "specificity"))
+            print(f"[this set's own {op} threshold, fitted on half and scored on the other half] {rates}")
+    else:
+        print(f"[this set's own thresholds] not fitted: {site['reason']}")
     if "scope" in r:
         print(f"out of scope: {r['scope']['rejected']} of {r['n_images']} ({r['scope']['rejected_rate']:.1%})")
     leak = r.get("leakage")

@@ -34,6 +34,7 @@ class Target:
     labels: np.ndarray
     skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}
     sources: list[str] | None = None  # per image, for a multi-source manifest split
+    groups: list[str] | None = None  # per image, its lesion where a CSV says (several pictures per lesion)
 
     def files(self) -> list[Path]:
         return [self.root / p for p in self.paths]
@@ -104,6 +105,8 @@ def csv_target(csv_file: str | Path, name: str | None = None, *, images_dir: str
         log.warning("skipped %s: %s", s["path"], s["reason"])
     if not infos:
         raise DataError(f"{csv_file}: no readable image")
+    lesion_of = {str(item.path.resolve()).lstrip("/"): (item.row.get("lesion_id") or "") for item in listed}
+    lesions = [lesion_of.get(i.path, "") for i in infos]
     target = Target(
         name=safe_name(name or csv_file.stem),
         source={"kind": "csv", "csv": str(csv_file.resolve()), "images_dir": str(images_dir) if images_dir else None},
@@ -111,6 +114,7 @@ def csv_target(csv_file: str | Path, name: str | None = None, *, images_dir: str
         paths=[i.path for i in infos],
         labels=np.array([LABELS.index(i.label) for i in infos], dtype=int),
         skipped=skipped,
+        groups=lesions if all(lesions) else None,
     )
     return target, {i.path: i for i in infos}
 
