@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "study": ("melascan.training.commands", "run the seed's grids: augment | models | strategies"),
     "evaluate": ("melascan.evaluation.commands", "metrics, calibration, figures and report of a run"),
     "export": ("melascan.export.commands", "export a trained run to ONNX with a model card"),
+    "calibrate": ("melascan.export.commands", "copy a model with thresholds fitted on a site's own images"),
     "predict": ("melascan.inference.commands", "classify an image or a folder with the ONNX model"),
     "analyze": ("melascan.lesion.commands", "classification plus segmentation and ABCD features"),
     "serve": ("melascan.web.commands", "run the web app"),

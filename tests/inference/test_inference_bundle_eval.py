@@ -47,22 +47,28 @@ def test_exported_model_is_scored_with_its_own_thresholds_and_leakage_guard(expo
     assert main([*args, "--tta", "--out", str(tmp_path / "x")]) == 2
 
 
-def test_a_set_large_enough_gets_its_own_thresholds_out_of_fold_grouped_by_lesion(exported, tmp_path, capsys):
+def _site_csv(tmp_path, n_lesions_per_class=6):
+    """A labelled CSV of synthetic pictures, two per lesion, melanomas darker: path,label,lesion_id."""
     import numpy as np
     from PIL import Image
 
-    from melascan.evaluation.targets import csv_target
-
     rng = np.random.default_rng(0)
     rows = []
-    for i in range(24):  # 12 lesions per class, two pictures each
+    for i in range(4 * n_lesions_per_class):
         label = "malignant" if i % 2 else "benign"
         rgb = np.clip(rng.normal(90 if label == "malignant" else 170, 30, (64, 64, 3)), 0, 255).astype(np.uint8)
         path = tmp_path / f"img_{i:02d}.jpg"
         Image.fromarray(rgb).save(path)
-        rows.append(f"{path},{label},lesion_{i % 12:02d}")
+        rows.append(f"{path},{label},lesion_{i % (2 * n_lesions_per_class):02d}")
     csv_file = tmp_path / "site.csv"
     csv_file.write_text("path,label,lesion_id\n" + "\n".join(rows) + "\n")
+    return csv_file
+
+
+def test_a_set_large_enough_gets_its_own_thresholds_out_of_fold_grouped_by_lesion(exported, tmp_path, capsys):
+    from melascan.evaluation.targets import csv_target
+
+    csv_file = _site_csv(tmp_path)
     target, _ = csv_target(csv_file)
     assert target.groups[:2] == ["lesion_00", "lesion_01"]
     assert main(["evaluate", str(exported), "--bootstrap", "0", "--workers", "1", "--csv", str(csv_file),
@@ -72,3 +78,43 @@ def test_a_set_large_enough_gets_its_own_thresholds_out_of_fold_grouped_by_lesio
     for op in ("balanced", "screening"):
         assert 0 <= site[op]["site"]["specificity"]["mean"] <= 1 and site[op]["model"]["sensitivity"] is not None
     assert "this set's own balanced threshold" in capsys.readouterr().out
+
+
+def test_calibrate_writes_a_copy_with_the_sites_thresholds_and_out_of_fold_rates(exported, tmp_path, capsys):
+    from melascan.evaluation.bundle import read_predictions
+    from melascan.evaluation.calibration import balanced_threshold, screening_threshold
+    from melascan.inference import Classifier
+    from melascan.web.risk import operating_points
+
+    csv_file = _site_csv(tmp_path, n_lesions_per_class=8)
+    out = tmp_path / "clinic_model"
+    assert main(["calibrate", str(exported), "--csv", str(csv_file), "--name", "clinic", "--out", str(out),
+                 "--min-per-class", "10"]) == 0
+    assert "serve it with: melascan serve --model" in capsys.readouterr().out
+    original, card = model_card.load_card(exported), Classifier(out).card
+    pred = read_predictions(out / "site_evaluation" / "predictions.csv")
+    assert card["calibration"]["thresholds"] == {"balanced": balanced_threshold(pred["label"], pred["probability"]),
+                                                 "screening": screening_threshold(pred["label"], pred["probability"])}
+    assert card["calibration"]["temperature"] == original["calibration"]["temperature"]  # the probability shown
+    assert card["calibration"]["replaced"]["thresholds"] == original["calibration"]["thresholds"]
+    assert card["calibration"]["fitted_on"]["n"] == 32 and card["files"] == original["files"]
+    assert "external_validation" not in card and "refitted on clinic" in card["warnings"][-1]
+    site = json.loads((out / "site_evaluation" / "metrics.json").read_text())["site_thresholds"]
+    points = {p["name"]: p for p in operating_points(card)}  # what the app shows beside each result
+    assert points["balanced"]["set"] == "clinic (thresholds out of fold)"
+    assert points["balanced"]["sensitivity"] == site["balanced"]["site"]["sensitivity"]["mean"]
+    assert points["screening"]["threshold"] == card["calibration"]["thresholds"]["screening"]
+    assert "clinic (thresholds out of fold)" in (out / "model_card.md").read_text()
+
+
+def test_calibrate_refuses_too_few_images_and_keeps_the_original(exported, tmp_path, capsys):
+    csv_file = _site_csv(tmp_path)
+    args = ["calibrate", str(exported), "--csv", str(csv_file), "--name", "clinic"]
+    assert main([*args, "--out", str(tmp_path / "few")]) == 2
+    assert "12 malignant and 12 benign" in capsys.readouterr().err and not (tmp_path / "few").exists()
+    assert main([*args, "--out", str(exported), "--min-per-class", "10"]) == 2
+    assert "must be a new folder" in capsys.readouterr().err
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("x")
+    assert main([*args, "--out", str(tmp_path / "taken"), "--min-per-class", "10"]) == 2
+    assert "not empty" in capsys.readouterr().err

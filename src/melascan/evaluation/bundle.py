@@ -167,3 +167,14 @@ def evaluate_bundle(model: str | Path, out: str | Path, *, split: str | None = N
             writer.writerow([pred[k][i] for k in pred])
     (out / "metrics.json").write_text(json.dumps(json_safe(result), indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
+    """``predictions.csv`` as ``evaluate_bundle`` wrote it: ``label`` (int), ``probability`` and
+    ``network_probability`` (float) as arrays, the other columns as strings."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise DataError(f"{path}: no predictions")
+    types = {"label": int, "probability": float, "network_probability": float}
+    return {key: np.array([types.get(key, str)(r[key]) for r in rows]) for key in rows[0]}

@@ -1,4 +1,4 @@
-"""``melascan export`` (torch is imported inside ``run_export`` only)."""
+"""``melascan export`` (torch is imported inside ``run_export`` only) and ``melascan calibrate`` (torch-free)."""
 
 from __future__ import annotations
 
@@ -94,4 +94,32 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"  metrics copied for: {', '.join(card['metrics']) or 'none (no eval/*/metrics.json)'}")
     for warning in card["warnings"]:
         print(f"  WARNING: {warning}")
+    return 0
+
+
+def add_calibrate(parser: argparse.ArgumentParser) -> None:
+    from melascan.export.site import MIN_PER_CLASS
+
+    parser.add_argument("model", help="model folder to start from (e.g. src/melascan/assets/model)")
+    parser.add_argument("--csv", required=True, type=Path,
+                        help="the site's labelled images: path,label[,lesion_id] (PH2's labels.csv works as it is)")
+    parser.add_argument("--name", required=True, help="the site or set, as the card and the app will name it")
+    parser.add_argument("--out", required=True, type=Path, help="new folder for the calibrated copy")
+    parser.add_argument("--min-per-class", type=int, default=MIN_PER_CLASS,
+                        help="fewest images of each class to fit on (default: %(default)s)")
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+
+    from melascan.export.site import calibrate_for_site, site_summary
+
+    command = "melascan calibrate " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["calibrate"] else None
+    card = calibrate_for_site(args.model, args.csv, args.out, name=args.name, min_per_class=args.min_per_class,
+                              command=command)
+    print(f"calibrated copy of {args.model} for {args.name}: {args.out}/")
+    for line in site_summary(card):
+        print(line)
+    print(f"serve it with: melascan serve --model {args.out}")
     return 0

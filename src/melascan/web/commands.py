@@ -15,6 +15,8 @@ def add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker (default 2)")
     parser.add_argument("--timeout", type=int, default=120, help="seconds before a stuck worker is restarted")
     parser.add_argument("--instance", help="instance folder (database, secret key); default: Flask's")
+    parser.add_argument("--model", help="model folder to serve (e.g. one `melascan calibrate` wrote); "
+                                        "default: the embedded model or MELASCAN_MODEL_PATH")
     parser.add_argument("--dev", action="store_true", help="Flask's development server with reload and debugger")
 
 
@@ -22,6 +24,8 @@ def _config(args: argparse.Namespace) -> dict:
     config: dict = {"PRELOAD_MODEL": True}
     if args.instance:
         config["INSTANCE_PATH"] = args.instance
+    if args.model:
+        config["MODEL_PATH"] = args.model
     return config
 
 
