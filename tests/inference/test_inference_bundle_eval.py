@@ -118,3 +118,5 @@ def test_calibrate_refuses_too_few_images_and_keeps_the_original(exported, tmp_p
     (tmp_path / "taken" / "x").write_text("x")
     assert main([*args, "--out", str(tmp_path / "taken"), "--min-per-class", "10"]) == 2
     assert "not empty" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "low"), "--min-per-class", "5"]) == 2
+    assert "must be at least 10" in capsys.readouterr().err
