@@ -90,7 +90,8 @@ def test_calibrate_writes_a_copy_with_the_sites_thresholds_and_out_of_fold_rates
     out = tmp_path / "clinic_model"
     assert main(["calibrate", str(exported), "--csv", str(csv_file), "--name", "clinic", "--out", str(out),
                  "--min-per-class", "10"]) == 0
-    assert "serve it with: melascan serve --model" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "serve it with: melascan serve --model" in printed and "out of scope (the app asks" in printed
     original, card = model_card.load_card(exported), Classifier(out).card
     pred = read_predictions(out / "site_evaluation" / "predictions.csv")
     assert card["calibration"]["thresholds"] == {"balanced": balanced_threshold(pred["label"], pred["probability"]),
@@ -117,6 +118,8 @@ def test_calibrate_refuses_too_few_images_and_keeps_the_original(exported, tmp_p
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("x")
     assert main([*args, "--out", str(tmp_path / "taken"), "--min-per-class", "10"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "taken" / "x"), "--min-per-class", "10"]) == 2  # a file
     assert "not empty" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "low"), "--min-per-class", "5"]) == 2
     assert "must be at least 10" in capsys.readouterr().err

@@ -49,8 +49,8 @@ def calibrate_for_site(model_dir: str | Path, csv_file: str | Path, out_dir: str
                         "the fusion, which `melascan calibrate` does not refit: calibrate an unfused model")
     if out_dir.resolve() == model_dir.resolve():
         raise DataError("--out must be a new folder: the original model stays as it is")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise DataError(f"{out_dir} is not empty: choose a new folder for the calibrated copy")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise DataError(f"{out_dir} is not empty (or is a file): choose a new folder for the calibrated copy")
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch) / "model"
         evaluation = evaluate_bundle(model_dir, work / EVALUATION_FOLDER, csv_file=csv_file, name=name)
@@ -96,7 +96,8 @@ def _site_card(card: dict, evaluation: dict, thresholds: dict, name: str, csv_fi
     ranking = {k: summary[k] for k in ("n_images", "n_malignant", "roc_auc", "roc_auc_ci", "pr_auc") if k in summary}
     out_of_fold = {f"{metric}_{op}": site[op]["site"][metric]["mean"]
                    for op in ("balanced", "screening") for metric in ("sensitivity", "specificity")}
-    out["metrics"] = {f"{name} (thresholds out of fold)": {**ranking, **out_of_fold, "command": command,
+    scope = {"out_of_scope_rate": evaluation["scope"]["rejected_rate"]} if "scope" in evaluation else {}
+    out["metrics"] = {f"{name} (thresholds out of fold)": {**ranking, **out_of_fold, **scope, "command": command,
                                                            "source": summary.get("source")}}
     out.pop("external_validation", None)
     out["warnings"] = [*card.get("warnings", []), (
@@ -115,6 +116,8 @@ def site_summary(card: dict) -> list[str]:
     (set_name, m), = card["metrics"].items()
     lines = [f"thresholds fitted on {cal['fitted_on']['n']} images ({cal['fitted_on']['n_malignant']} malignant) "
              f"of {cal['fitted_on']['set']}; ROC-AUC {m.get('roc_auc', float('nan')):.3f}"]
+    if "out_of_scope_rate" in m:
+        lines.append(f"  out of scope (the app asks for a retake): {m['out_of_scope_rate']:.1%} of the site's images")
     for op in ("balanced", "screening"):
         was = cal["replaced"]["thresholds"][op]
         lines.append(f"  {op}: {cal['thresholds'][op]:.4f} (was {was:.4f}); out of fold: sensitivity "
