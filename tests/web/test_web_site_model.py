@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import re
 
-from markupsafe import escape
-
 from melascan.export.site import calibrate_for_site
 from melascan.inference.classifier import default_model_dir
 from melascan.web.app import create_app
@@ -37,5 +35,5 @@ def test_the_app_serves_a_site_calibrated_model_with_its_own_operating_points(tm
     assert thresholds != card["calibration"]["replaced"]["thresholds"]
     assert data["risk"]["model_level"] == model_level(probability, thresholds["screening"], thresholds["balanced"])
     html = client.get(f"/results/{aid}").get_data(as_text=True)
-    assert str(escape("Clinic A (thresholds out of fold)")) in html
+    assert "on the Clinic A set" in html
     app.extensions["melascan_db"].kw["bind"].dispose()

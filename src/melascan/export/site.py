@@ -97,8 +97,9 @@ def _site_card(card: dict, evaluation: dict, thresholds: dict, name: str, csv_fi
     out_of_fold = {f"{metric}_{op}": site[op]["site"][metric]["mean"]
                    for op in ("balanced", "screening") for metric in ("sensitivity", "specificity")}
     scope = {"out_of_scope_rate": evaluation["scope"]["rejected_rate"]} if "scope" in evaluation else {}
-    out["metrics"] = {f"{name} (thresholds out of fold)": {**ranking, **out_of_fold, **scope, "command": command,
-                                                           "source": summary.get("source")}}
+    out["metrics"] = {name: {**ranking, **out_of_fold, **scope, "command": command, "source": summary.get("source"),
+                             "thresholds": "fitted on this set; sensitivity and specificity out of fold (fitted on "
+                                           "one half, scored on the other, 2 folds x 200 splits)"}}
     out.pop("external_validation", None)
     out["warnings"] = [*card.get("warnings", []), (
         f"Decision thresholds refitted on {name} ({evaluation['n_images']} images, {evaluation['n_malignant']} "
