@@ -62,7 +62,8 @@ def calibrate_for_site(model_dir: str | Path, csv_file: str | Path, out_dir: str
         leaked = (evaluation.get("leakage") or {}).get("n_leaked", 0)
         if leaked:
             raise DataError(f"{csv_file}: {leaked} images are also in the model's training or validation data "
-                            f"(see {EVALUATION_FOLDER}/metrics.json of a `melascan evaluate` run); remove them")
+                            f"(`melascan evaluate {model_dir} --csv {csv_file}` lists them under 'leakage' in its "
+                            "metrics.json); remove them")
         pred = read_predictions(work / EVALUATION_FOLDER / "predictions.csv")
         y, p = pred["label"].astype(int), pred["probability"].astype(float)
         thresholds = {"balanced": balanced_threshold(y, p), "screening": screening_threshold(y, p)}
