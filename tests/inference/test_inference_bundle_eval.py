@@ -123,3 +123,10 @@ def test_calibrate_refuses_too_few_images_and_keeps_the_original(exported, tmp_p
     assert "not empty" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "low"), "--min-per-class", "5"]) == 2
     assert "must be at least 10" in capsys.readouterr().err
+    # the model's own training images would make its out-of-fold rates a lie
+    manifest = read_manifest(model_card.load_card(exported)["training"]["data_manifest"])
+    train_csv = _csv(tmp_path / "train.csv", manifest, "train")
+    assert main(["calibrate", str(exported), "--csv", str(train_csv), "--name", "clinic", "--out",
+                 str(tmp_path / "leaky"), "--min-per-class", "10"]) == 2
+    assert "also in the model's training or validation data" in capsys.readouterr().err
+    assert not (tmp_path / "leaky").exists()
