@@ -19,7 +19,7 @@ def test_serve_help(capsys):
         main(["serve", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--host", "--port", "--workers", "--dev"):
+    for option in ("--host", "--port", "--workers", "--dev", "--model"):
         assert option in out
 
 
@@ -50,3 +50,14 @@ def test_serve_starts_and_answers(tmp_path, mode):
         assert not (home / ".gunicorn" / "gunicorn.ctl").exists(), "gunicorn opened a shared control socket"
     finally:
         stop_server(proc)
+
+
+def test_serve_model_option_sets_the_apps_model_path(tmp_path):
+    import argparse
+
+    from melascan.web.commands import _config, add_serve
+
+    parser = argparse.ArgumentParser()
+    add_serve(parser)
+    assert _config(parser.parse_args(["--model", str(tmp_path)]))["MODEL_PATH"] == str(tmp_path)
+    assert "MODEL_PATH" not in _config(parser.parse_args([]))
