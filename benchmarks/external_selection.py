@@ -14,20 +14,20 @@ DeLong's test between the first two candidates on the whole set.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
+from melascan.evaluation import bundle
 from melascan.evaluation.paired import delong_test
 from melascan.evaluation.selection import cross_validated_selection
 
 
 def read_predictions(path: Path) -> dict[str, tuple[int, float]]:
     """image path -> (label, shipped probability) from an external-validation predictions.csv."""
-    with path.open(newline="") as f:
-        return {row["path"]: (int(row["label"]), float(row["probability"])) for row in csv.DictReader(f)}
+    pred = bundle.read_predictions(path)
+    return {str(p): (int(y), float(q)) for p, y, q in zip(pred["path"], pred["label"], pred["probability"])}
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from melascan.errors import DataError
 from melascan.evaluation.bundle import SITE_MIN_PER_CLASS, evaluate_bundle, read_predictions
-from melascan.evaluation.calibration import SCREENING_RULE, SCREENING_SENSITIVITY, balanced_threshold, screening_threshold
+from melascan.evaluation.calibration import SCREENING_SENSITIVITY, balanced_threshold, screening_threshold
 from melascan.export import runinfo
 from melascan.inference import card as model_card
 from melascan.inference.classifier import Classifier
@@ -89,7 +89,7 @@ def _site_card(card: dict, evaluation: dict, thresholds: dict, name: str, csv_fi
                       "n_malignant": evaluation["n_malignant"]},
         "rules": {**(old.get("rules") or {}),
                   "balanced": "maximises Youden's J = sensitivity + specificity - 1 on the site's images",
-                  "screening": SCREENING_RULE.format(SCREENING_SENSITIVITY).replace("validation", "the site's")},
+                  "screening": f"highest threshold with sensitivity >= {SCREENING_SENSITIVITY:.0%} on the site's images"},
         "command": command,
         "replaced": {k: old.get(k) for k in ("thresholds", "fitted_on", "source")},
     }
@@ -115,7 +115,7 @@ def _site_card(card: dict, evaluation: dict, thresholds: dict, name: str, csv_fi
 def site_summary(card: dict) -> list[str]:
     """Lines for the terminal: the new thresholds and what they did out of fold."""
     cal = card["calibration"]
-    (set_name, m), = card["metrics"].items()
+    (m,) = card["metrics"].values()
     lines = [f"thresholds fitted on {cal['fitted_on']['n']} images ({cal['fitted_on']['n_malignant']} malignant) "
              f"of {cal['fitted_on']['set']}; ROC-AUC {m.get('roc_auc', float('nan')):.3f}"]
     if "out_of_scope_rate" in m:
